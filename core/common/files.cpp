@@ -1,0 +1,81 @@
+#include "core/common/files.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "core/common/error.h"
+
+namespace pipeprune {
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  PIPEPRUNE_CHECK(in.good(), IoError,
+                  path.string() << ": cannot open for reading (" << std::strerror(errno) << ")");
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  PIPEPRUNE_CHECK(!in.bad(), IoError, path.string() << ": read failed");
+  return buffer.str();
+}
+
+nlohmann::json read_json_file(const fs::path& path) {
+  const std::string text = read_file(path);
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    PIPEPRUNE_FAIL(FormatError, path.string() << ": invalid JSON (" << e.what() << ")");
+  }
+}
+
+void write_file_atomic(const fs::path& path, const std::string& bytes) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    PIPEPRUNE_CHECK(out.good(), IoError,
+                    tmp.string() << ": cannot open for writing (" << std::strerror(errno) << ")");
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    PIPEPRUNE_CHECK(out.good(), IoError, tmp.string() << ": write failed (disk full?)");
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  PIPEPRUNE_CHECK(!ec, IoError, path.string() << ": cannot rename into place (" << ec.message() << ")");
+}
+
+StagedDirectory::StagedDirectory(fs::path target, bool overwrite)
+    : target_(std::move(target)), overwrite_(overwrite) {
+  PIPEPRUNE_CHECK(!target_.empty(), ConfigError, "output folder path is empty");
+  if (target_.has_filename() == false) target_ = target_.parent_path();
+  PIPEPRUNE_CHECK(overwrite_ || !fs::exists(target_), IoError,
+                  target_.string() << ": output folder already exists (choose another --output "
+                                      "or pass --overwrite)");
+  const fs::path parent = fs::absolute(target_).parent_path();
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  PIPEPRUNE_CHECK(!ec, IoError, parent.string() << ": cannot create folder (" << ec.message() << ")");
+  // A fixed name (not the pid) so every rank of a job derives the same staging folder.
+  staging_ = parent / ("." + target_.filename().string() + ".partial");
+  fs::remove_all(staging_, ec);
+  fs::create_directory(staging_, ec);
+  PIPEPRUNE_CHECK(!ec, IoError, staging_.string() << ": cannot create temporary output folder ("
+                                                  << ec.message() << ")");
+}
+
+StagedDirectory::~StagedDirectory() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove_all(staging_, ec);
+  }
+}
+
+void StagedDirectory::commit() {
+  std::error_code ec;
+  if (overwrite_ && fs::exists(target_)) fs::remove_all(target_, ec);
+  fs::rename(staging_, target_, ec);
+  PIPEPRUNE_CHECK(!ec, IoError, target_.string() << ": cannot rename the finished output into place ("
+                                                 << ec.message() << ")");
+  committed_ = true;
+}
+
+}  // namespace pipeprune

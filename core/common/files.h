@@ -1,0 +1,42 @@
+// Small file helpers with one-line errors naming the path.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace pipeprune {
+
+namespace fs = std::filesystem;
+
+// Reads a whole file as bytes; IoError naming the path when it cannot.
+std::string read_file(const fs::path& path);
+// Parses a JSON file; FormatError "PATH: invalid JSON (...)" when it does not parse.
+nlohmann::json read_json_file(const fs::path& path);
+// Writes bytes to PATH.tmp, then renames over PATH, so readers never see half a file.
+void write_file_atomic(const fs::path& path, const std::string& bytes);
+
+// An output folder built under a temporary name next to its target and renamed into place
+// only by commit(). If the object is destroyed without commit(), the temporary folder is
+// removed, so a failure never leaves a half-written output at the target path.
+class StagedDirectory {
+ public:
+  // Throws IoError if target exists and overwrite is false.
+  StagedDirectory(fs::path target, bool overwrite);
+  ~StagedDirectory();
+  StagedDirectory(const StagedDirectory&) = delete;
+  StagedDirectory& operator=(const StagedDirectory&) = delete;
+
+  const fs::path& path() const { return staging_; }
+  const fs::path& target() const { return target_; }
+  void commit();
+
+ private:
+  fs::path target_;
+  fs::path staging_;
+  bool overwrite_;
+  bool committed_ = false;
+};
+
+}  // namespace pipeprune
