@@ -1,0 +1,88 @@
+// Reading safetensors checkpoints: one file, or several through model.safetensors.index.json.
+//
+// Files are mmap'd read-only; nothing is read until a tensor is asked for, so loading one
+// decoder layer touches only that layer's pages. Every header field is validated before use
+// (header length cap, dtype x shape == byte range, offsets inside the data area, no overlap,
+// no integer overflow); a violation is a FormatError naming the file and the tensor.
+// Objects are immutable after open(): any thread may read concurrently.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/common/dtype.h"
+
+namespace pipeprune {
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  int64_t numel = 0;
+  int64_t n_bytes = 0;
+  // Byte offset of the tensor data from the start of the file (header included).
+  int64_t file_offset = 0;
+  // Which file of the checkpoint holds it (index into SafetensorsCheckpoint::files()).
+  int file_index = 0;
+};
+
+// One mmap'd .safetensors file.
+class SafetensorsFile {
+ public:
+  // Maps and validates the file; FormatError/IoError naming `path` on any problem.
+  static std::shared_ptr<const SafetensorsFile> open(const std::filesystem::path& path);
+  ~SafetensorsFile();
+
+  const std::filesystem::path& path() const { return path_; }
+  // Tensors in the order of their data offsets.
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const uint8_t* data(const TensorInfo& info) const { return base_ + info.file_offset; }
+  int64_t file_size() const { return size_; }
+
+ private:
+  SafetensorsFile() = default;
+  std::filesystem::path path_;
+  const uint8_t* base_ = nullptr;
+  int64_t size_ = 0;
+  std::vector<TensorInfo> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// All tensors of a checkpoint folder: `model.safetensors`, or the shards listed by
+// `model.safetensors.index.json` (every shard named in the index must exist and hold exactly
+// the tensors the index assigns to it).
+class SafetensorsCheckpoint {
+ public:
+  static SafetensorsCheckpoint open(const std::filesystem::path& model_dir);
+
+  bool has(const std::string& name) const;
+  // FormatError naming the folder when absent.
+  const TensorInfo& info(const std::string& name) const;
+  std::optional<TensorInfo> find(const std::string& name) const;
+  // All tensor names, sorted.
+  std::vector<std::string> names() const;
+  // Copies the tensor's bytes into a new contiguous CPU tensor of its stored dtype.
+  at::Tensor load(const std::string& name) const;
+  // Shard file names in order (e.g. "model-00001-of-00002.safetensors"); one entry if unsharded.
+  std::vector<std::string> file_names() const;
+  const std::vector<std::shared_ptr<const SafetensorsFile>>& files() const { return files_; }
+  bool sharded() const { return sharded_; }
+  int64_t total_bytes() const;
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+  bool sharded_ = false;
+  std::vector<std::shared_ptr<const SafetensorsFile>> files_;
+  std::map<std::string, TensorInfo> tensors_;
+};
+
+}  // namespace pipeprune

@@ -1,0 +1,81 @@
+// Plain weight structs of the decoder (no nn::Module) and Hugging Face tensor names.
+//
+// A DecoderLayerWeights holds one layer's tensors; whoever loads it owns it. Tensors are in
+// the stored dtype on the CPU after load_decoder_layer(), and in the compute dtype on the
+// compute device after to_compute().
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/model/model_config.h"
+
+namespace pipeprune {
+
+class SafetensorsCheckpoint;
+
+// The seven linears of a decoder layer, in the order they run.
+enum class LinearKind { kQ = 0, kK, kV, kO, kGate, kUp, kDown };
+constexpr int kNumLinears = 7;
+constexpr std::array<LinearKind, kNumLinears> kAllLinears = {
+    LinearKind::kQ, LinearKind::kK, LinearKind::kV, LinearKind::kO,
+    LinearKind::kGate, LinearKind::kUp, LinearKind::kDown};
+
+// "self_attn.q_proj", ..., "mlp.down_proj"
+const char* linear_name(LinearKind kind);
+// "q", "k", "v", "o", "gate", "up", "down"
+const char* linear_short_name(LinearKind kind);
+// "model.layers.{layer}.{suffix}"
+std::string layer_tensor_name(int64_t layer, const std::string& suffix);
+// [out_features, in_features] of a linear for this config.
+std::array<int64_t, 2> linear_shape(const ModelConfig& config, LinearKind kind);
+bool linear_has_bias(const ModelConfig& config, LinearKind kind);
+
+struct Linear {
+  at::Tensor weight;  // [out, in]
+  at::Tensor bias;    // [out], undefined when the linear has none
+};
+
+struct DecoderLayerWeights {
+  int64_t layer = -1;
+  at::Tensor input_layernorm;           // [hidden]
+  at::Tensor post_attention_layernorm;  // [hidden]
+  std::array<Linear, kNumLinears> linears;
+
+  Linear& operator[](LinearKind kind) { return linears[static_cast<int>(kind)]; }
+  const Linear& operator[](LinearKind kind) const { return linears[static_cast<int>(kind)]; }
+  // Names and tensors of every tensor of the layer (Hugging Face names), for saving.
+  std::vector<std::pair<std::string, at::Tensor>> named_tensors() const;
+  int64_t n_bytes() const;
+};
+
+struct EmbeddingWeights {
+  at::Tensor embed_tokens;  // [vocab, hidden]
+};
+
+struct HeadWeights {
+  at::Tensor norm;     // [hidden]
+  at::Tensor lm_head;  // [vocab, hidden]; the embedding when tie_word_embeddings
+};
+
+// Loads one decoder layer from the checkpoint, touching no other layer. Every tensor's presence,
+// dtype family and shape is checked against the config: FormatError naming the tensor, its
+// shape and the expected shape ("... does not match config.json").
+DecoderLayerWeights load_decoder_layer(const SafetensorsCheckpoint& checkpoint,
+                                       const ModelConfig& config, int64_t layer);
+EmbeddingWeights load_embedding(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config);
+HeadWeights load_head(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config);
+
+// Copies every tensor to `device` as `dtype` (e.g. CPU fp32 for compute).
+DecoderLayerWeights to_compute(const DecoderLayerWeights& weights, c10::Device device,
+                               c10::ScalarType dtype);
+EmbeddingWeights to_compute(const EmbeddingWeights& weights, c10::Device device, c10::ScalarType dtype);
+HeadWeights to_compute(const HeadWeights& weights, c10::Device device, c10::ScalarType dtype);
+
+}  // namespace pipeprune

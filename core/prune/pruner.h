@@ -1,0 +1,71 @@
+// Pruners: magnitude, Wanda and SparseGPT, each following the published reference code to the
+// letter (see ../shared/REFERENCE_SEMANTICS.md). A pruner sees tensors only: it never knows
+// about ranks, files or devices beyond the tensors it is given.
+//
+// One LinearPruner per linear of a layer. The caller feeds it the linear's input from the
+// forward tap (add_batch, once per forward call) and then calls prune() once. Statistics stay
+// on the device of the inputs. Not thread-safe; one caller.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/prune/sparsity_pattern.h"
+
+namespace pipeprune {
+
+enum class PruneMethod { kMagnitude, kWanda, kSparseGPT };
+
+// "magnitude" | "wanda" | "sparsegpt"; ConfigError naming --method otherwise.
+PruneMethod parse_prune_method(const std::string& name);
+const char* prune_method_name(PruneMethod method);
+
+struct PruneOptions {
+  PruneMethod method = PruneMethod::kWanda;
+  SparsityPattern pattern;
+  bool use_variant = false;  // Wanda's --use_variant (unstructured only)
+  int64_t blocksize = 128;   // SparseGPT column block size
+  double percdamp = 0.01;    // SparseGPT damping, fraction of mean(diag H)
+};
+
+class LinearPruner {
+ public:
+  virtual ~LinearPruner() = default;
+  // False for magnitude: the caller may skip the stats pass for it.
+  virtual bool needs_calibration() const = 0;
+  // input: [batch, tokens, cols] or [tokens, cols], any float dtype. Each sequence of the batch
+  // counts as one calibration sample and is accumulated one at a time, in order, so the result
+  // does not depend on how samples were batched.
+  virtual void add_batch(const at::Tensor& input) = 0;
+  // Prunes `weight` ([rows, cols], fp32) in place (SparseGPT also updates the kept entries) and
+  // returns the mask of pruned entries (bool, true = pruned).
+  virtual at::Tensor prune(at::Tensor& weight) = 0;
+  // Bytes of statistics this pruner holds (cols floats for Wanda, cols^2 for SparseGPT).
+  virtual int64_t bytes_statistics() const = 0;
+  // Frees the statistics (after prune()).
+  virtual void release() = 0;
+};
+
+std::unique_ptr<LinearPruner> make_linear_pruner(const PruneOptions& options, int64_t rows,
+                                                 int64_t cols, c10::Device device);
+
+// Bytes of statistics a pruner of this method holds for a linear with `cols` inputs
+// (for the memory planner, without creating one).
+int64_t pruner_statistics_bytes(PruneMethod method, int64_t cols);
+
+// The masks themselves, as pure functions (used by the pruners and tested directly).
+// All return bool masks [rows, cols], true = pruned.
+at::Tensor magnitude_mask(const at::Tensor& weight, const SparsityPattern& pattern);
+// scaler_row: [cols], the running mean of ||x_j||^2 over calibration sequences.
+at::Tensor wanda_mask(const at::Tensor& weight, const at::Tensor& scaler_row,
+                      const SparsityPattern& pattern, bool use_variant);
+// Prunes weight ([rows, cols] fp32) in place given the Hessian H ([cols, cols] fp32, the
+// running mean of 2 x^T x; modified: dead channels and damping are applied to it). Returns the mask.
+at::Tensor sparsegpt_prune(at::Tensor& weight, at::Tensor& hessian, const SparsityPattern& pattern,
+                           int64_t blocksize, double percdamp);
+
+}  // namespace pipeprune

@@ -1,0 +1,105 @@
+// Moving tensors and small messages between the ranks of one job.
+//
+// One interface, three backends: LocalTransport (one process; or N ranks as threads of one
+// process for unit tests), MpiTransport (CPU tensors; device tensors staged through host
+// memory) and NcclTransport (device tensors on its own stream; bootstrapped over MPI). Only
+// create_transport() knows which backends were compiled in.
+//
+// Contract (as in c10d's ProcessGroup): every rank calls the collectives (broadcast,
+// all_gather, barrier) in the same order with matching arguments; point-to-point send/recv
+// pairs match by (peer, tag) in program order. Calls block until their data is delivered or
+// received. A Transport object is used by one thread at a time.
+//
+// Tensors travel as contiguous bytes after a small header (dtype, shape). The receiver checks
+// the header against what it expects: a mismatch is a CommError naming both ranks and both
+// shapes, never a silent reinterpretation.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pipeprune {
+
+// What a receiver expects; unset fields accept anything.
+struct TensorExpectation {
+  std::optional<c10::ScalarType> dtype;
+  std::optional<std::vector<int64_t>> shape;
+};
+
+struct SendOptions {
+  int tag = 0;
+};
+
+struct RecvOptions {
+  int tag = 0;
+  TensorExpectation expect;
+  // Device of the returned tensor (CPU by default).
+  c10::Device device = c10::Device(c10::kCPU);
+};
+
+struct BroadcastOptions {
+  int root = 0;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // "local", "mpi" or "nccl".
+  virtual const char* backend_name() const = 0;
+
+  virtual void send(const at::Tensor& tensor, int dst, const SendOptions& options = {}) = 0;
+  virtual at::Tensor recv(int src, const RecvOptions& options = {}) = 0;
+  // On the root, `tensor` is sent; elsewhere it is ignored. Returns the root's tensor on every rank.
+  virtual at::Tensor broadcast(const at::Tensor& tensor, const BroadcastOptions& options = {}) = 0;
+  // Every rank contributes one tensor (same dtype; shapes may differ); returns all of them in
+  // rank order on every rank.
+  virtual std::vector<at::Tensor> all_gather(const at::Tensor& tensor) = 0;
+  virtual void barrier() = 0;
+
+  // Small messages (plans, paths, error texts) as strings.
+  virtual std::string broadcast_string(const std::string& value, int root = 0) = 0;
+  virtual std::vector<std::string> all_gather_string(const std::string& value) = 0;
+
+  // Ends the whole job from this rank after a fatal error (MPI_Abort under MPI), so no
+  // surviving rank waits forever. Returns only for the local single-rank transport.
+  virtual void abort(int exit_code) = 0;
+
+  // Convenience: every rank's value, in rank order.
+  std::vector<double> all_gather_double(double value);
+  // True on every rank if `ok` is true on every rank (for agreeing on pass/fail in tests).
+  bool all_agree(bool ok);
+};
+
+enum class TransportKind { kAuto, kLocal, kMpi, kNccl };
+// "auto" | "local" | "mpi" | "nccl"; ConfigError naming --transport otherwise.
+TransportKind parse_transport_kind(const std::string& name);
+
+struct TransportOptions {
+  TransportKind kind = TransportKind::kAuto;
+  // Device the tensors will live on; auto picks NCCL only for CUDA devices when it is usable.
+  c10::Device device = c10::Device(c10::kCPU);
+};
+
+// True when this process was started by mpirun/srun with more than one rank (or with an MPI
+// environment of any size): detected from the environment, before MPI_Init.
+bool launched_under_mpi();
+
+// Creates the transport of this process. kAuto: MPI when launched under mpirun/srun, NCCL on
+// top of it for CUDA devices when compiled in and usable, local otherwise. Asking for a
+// backend that was not compiled in or cannot run here is a CommError saying so.
+std::unique_ptr<Transport> create_transport(const TransportOptions& options);
+
+// N in-process ranks connected by queues, each used from its own thread (unit tests).
+std::vector<std::unique_ptr<Transport>> create_local_world(int world_size);
+
+}  // namespace pipeprune
