@@ -4,7 +4,11 @@
 // decoder layer touches only that layer's pages. Every header field is validated before use
 // (header length cap, dtype x shape == byte range, offsets inside the data area, no overlap,
 // no integer overflow); a violation is a FormatError naming the file and the tensor.
-// Objects are immutable after open(): any thread may read concurrently.
+// Dtypes F32, F16 and BF16 only; any other dtype is a FormatError at open().
+// A checkpoint folder holds `model.safetensors` (preferred when both exist, as transformers
+// does) or `model.safetensors.index.json` and its shards.
+// Objects are immutable after open(): any thread may read concurrently. A SafetensorsFile
+// unmaps its file when the last shared_ptr to it goes away.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -20,6 +24,9 @@
 #include "core/common/dtype.h"
 
 namespace pipeprune {
+
+// Largest JSON header accepted (the safetensors library uses the same cap).
+constexpr int64_t kMaxSafetensorsHeaderBytes = 100LL * 1024 * 1024;
 
 struct TensorInfo {
   std::string name;
@@ -45,6 +52,9 @@ class SafetensorsFile {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const uint8_t* data(const TensorInfo& info) const { return base_ + info.file_offset; }
+  // Copies one tensor into a new contiguous CPU tensor of its stored dtype, then tells the
+  // kernel the mapped pages are no longer needed, so the mapping does not grow resident memory.
+  at::Tensor load(const TensorInfo& info) const;
   int64_t file_size() const { return size_; }
 
  private:
@@ -74,6 +84,8 @@ class SafetensorsCheckpoint {
   // Shard file names in order (e.g. "model-00001-of-00002.safetensors"); one entry if unsharded.
   std::vector<std::string> file_names() const;
   const std::vector<std::shared_ptr<const SafetensorsFile>>& files() const { return files_; }
+  // Tensor name -> file name, e.g. to plan an output with plan_layout_like().
+  std::map<std::string, std::string> weight_map() const;
   bool sharded() const { return sharded_; }
   int64_t total_bytes() const;
   const std::filesystem::path& dir() const { return dir_; }
