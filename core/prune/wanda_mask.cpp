@@ -1,0 +1,84 @@
+// Wanda masks as locuslab/wanda prune_wanda computes them (score |W| * sqrt(scaler_row)).
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cstdint>
+
+#include "core/common/error.h"
+#include "core/common/log.h"
+#include "core/prune/pruner.h"
+#include "core/prune/selection.h"
+
+namespace pipeprune {
+namespace {
+
+struct AlphaMask {
+  at::Tensor mask;
+  at::Tensor sparsity;  // 0-dim float, as the reference measures it
+};
+
+// return_given_alpha of the reference, with the same ops in the same order and dtypes.
+AlphaMask mask_for_alpha(double alpha, const at::Tensor& sorted, const at::Tensor& metric,
+                         const at::Tensor& cumsum, const at::Tensor& row_sum) {
+  const at::Tensor thres_cumsum = at::mul(row_sum, alpha);
+  const at::Tensor sort_mask = at::le(cumsum, thres_cumsum.reshape({-1, 1}));
+  const at::Tensor count = sort_mask.sum(1, /*keepdim=*/true);
+  // The reference gathers at count-1 and fails on a row where no prefix fits under alpha;
+  // such a row prunes nothing here.
+  const at::Tensor thres = at::gather(sorted, 1, at::sub(count, 1).clamp_min(0));
+  at::Tensor mask = at::le(metric, thres).logical_and_(at::gt(count, 0));
+  at::Tensor sparsity = at::div(mask.sum(), mask.numel());
+  return {mask, sparsity};
+}
+
+at::Tensor variant_mask(const at::Tensor& metric, double target) {
+  const at::Tensor sorted = std::get<0>(at::sort(metric, /*stable=*/true, /*dim=*/-1));
+  const at::Tensor cumsum = at::cumsum(sorted, 1);
+  const at::Tensor row_sum = at::sum(metric, {1});
+  double alpha = 0.4;
+  double low = 0.0;
+  double high = 0.8;
+  AlphaMask current = mask_for_alpha(alpha, sorted, metric, cumsum, row_sum);
+  // The reference compares in float tensors (cur_sparsity is fp32) but moves alpha in doubles.
+  while (at::gt(at::abs(at::sub(current.sparsity, target)), 0.001).item<bool>() &&
+         high - low >= 0.001) {
+    double next = 0.0;
+    if (at::gt(current.sparsity, target).item<bool>()) {
+      next = (alpha + low) / 2.0;
+      high = alpha;
+    } else {
+      next = (alpha + high) / 2.0;
+      low = alpha;
+    }
+    alpha = next;
+    current = mask_for_alpha(alpha, sorted, metric, cumsum, row_sum);
+  }
+  log::debug("wanda variant: alpha {} sparsity {:.6f}", alpha, current.sparsity.item<float>());
+  return current.mask;
+}
+
+}  // namespace
+
+at::Tensor wanda_mask(const at::Tensor& weight, const at::Tensor& scaler_row,
+                      const SparsityPattern& pattern, bool use_variant) {
+  PIPEPRUNE_CHECK(weight.dim() == 2 && weight.numel() > 0 && weight.is_floating_point(), Error,
+                  "wanda_mask: weight must be a non-empty 2-D float tensor, got "
+                      << weight.sizes());
+  PIPEPRUNE_CHECK(scaler_row.dim() == 1 && scaler_row.size(0) == weight.size(1), Error,
+                  "wanda_mask: scaler_row " << scaler_row.sizes() << " does not match weight "
+                                            << weight.sizes());
+  c10::InferenceMode guard;
+  const at::Tensor metric =
+      at::mul(at::abs(weight), at::sqrt(scaler_row.to(weight.device()).reshape({1, -1})));
+  if (pattern.is_nm()) {
+    // The reference ignores --use_variant for N:M.
+    pattern.check_columns(weight.size(1), "weight");
+    return topk_lowest_per_group(metric, pattern.n, pattern.m);
+  }
+  if (use_variant) return variant_mask(metric, pattern.sparsity);
+  const auto k =
+      static_cast<int64_t>(static_cast<double>(metric.size(1)) * pattern.sparsity);
+  return stable_lowest_per_row(metric, k);
+}
+
+}  // namespace pipeprune
