@@ -32,7 +32,9 @@ AlphaMask mask_for_alpha(double alpha, const at::Tensor& sorted, const at::Tenso
 }
 
 at::Tensor variant_mask(const at::Tensor& metric, double target) {
-  const at::Tensor sorted = std::get<0>(at::sort(metric, /*stable=*/true, /*dim=*/-1));
+  // An explicit optional: a plain `true` would pick the (dim, descending) overload.
+  const at::Tensor sorted =
+      std::get<0>(at::sort(metric, c10::optional<bool>(true), /*dim=*/1, /*descending=*/false));
   const at::Tensor cumsum = at::cumsum(sorted, 1);
   const at::Tensor row_sum = at::sum(metric, {1});
   double alpha = 0.4;
