@@ -10,9 +10,16 @@
 // pairs match by (peer, tag) in program order. Calls block until their data is delivered or
 // received. A Transport object is used by one thread at a time.
 //
-// Tensors travel as contiguous bytes after a small header (dtype, shape). The receiver checks
-// the header against what it expects: a mismatch is a CommError naming both ranks and both
-// shapes, never a silent reinterpretation.
+// Tensors travel as contiguous bytes after a small header (dtype, shape; at most 8 dims). The
+// receiver checks the header against what it expects: a mismatch is a CommError naming both
+// ranks and both shapes, never a silent reinterpretation. The payload is still received before
+// the error is thrown, so the sender is never left blocked and both ranks stay in step.
+// Tags are >= 0. Sending to oneself is an error on every backend (blocking MPI would deadlock).
+//
+// A rank that fails: the library throws; main() catches, logs the error with the rank and
+// calls transport->abort(code), which ends every rank of the job (MPI_Abort), so no rank waits
+// forever for a peer that is gone. Under MPI only the thread that created the transport may call
+// it (MPI_THREAD_FUNNELED).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -90,16 +97,29 @@ struct TransportOptions {
   c10::Device device = c10::Device(c10::kCPU);
 };
 
-// True when this process was started by mpirun/srun with more than one rank (or with an MPI
-// environment of any size): detected from the environment, before MPI_Init.
+// True when this process was started by an MPI launcher, detected from the environment before
+// MPI_Init (rule and reasons in launcher_env.h): OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK or
+// MV2_COMM_WORLD_SIZE set; or, for srun without a PMI plugin, a Slurm step of more than one task.
+// Slurm variables alone (a batch script, `srun -n 1`) do not count.
 bool launched_under_mpi();
 
 // Creates the transport of this process. kAuto: MPI when launched under mpirun/srun, NCCL on
 // top of it for CUDA devices when compiled in and usable, local otherwise. Asking for a
-// backend that was not compiled in or cannot run here is a CommError saying so.
+// backend that was not compiled in or cannot run here is a CommError saying so. Collective
+// under MPI: every rank calls it (the MPI backends duplicate MPI_COMM_WORLD). The first MPI
+// transport initialises MPI (MPI_THREAD_FUNNELED) unless it already is, and then finalises it
+// at exit.
 std::unique_ptr<Transport> create_transport(const TransportOptions& options);
 
-// N in-process ranks connected by queues, each used from its own thread (unit tests).
-std::vector<std::unique_ptr<Transport>> create_local_world(int world_size);
+struct LocalWorldOptions {
+  // A recv (or collective) that waits longer than this throws CommError instead of hanging.
+  double recv_timeout_seconds = 300.0;
+};
+
+// N in-process ranks connected by queues, each used from its own thread (unit tests). The
+// transports share one hub and may be destroyed in any order. abort() on one rank wakes every
+// rank waiting on the hub with a CommError and returns.
+std::vector<std::unique_ptr<Transport>> create_local_world(int world_size,
+                                                           const LocalWorldOptions& options = {});
 
 }  // namespace pipeprune
