@@ -6,8 +6,20 @@
 // only on the tensor list and the sharding rule, never on world size, so outputs are
 // byte-identical at every world size.
 //
-// File format: 8-byte little-endian header length, JSON header (keys sorted, `__metadata__`
-// {"format":"pt"}) padded with spaces to a multiple of 8, then tensor data in the planned order.
+// File format, byte for byte what the Hugging Face safetensors library writes for the same
+// tensors: 8-byte little-endian header length; a compact JSON header with `__metadata__`
+// {"format":"pt"} first, then one {"dtype","shape","data_offsets"} entry per tensor in data
+// order, padded with spaces to a multiple of 8; then the data with no gaps. Within a file the
+// data is ordered by dtype (F32, then BF16, then F16, the library's order: 4-byte elements
+// first keeps every tensor aligned) and then by name; which file a tensor goes to follows the
+// planner, never the order in which tensors are written.
+// The index is {"metadata":{"total_size":N},"weight_map":{...}} with sorted keys, 2-space
+// indent and a final newline, as transformers writes it; total_size is the sum of tensor bytes.
+//
+// Threads and ranks: planning is pure. One ShardWriter may be shared by threads writing
+// different tensors. Ranks each build a writer from the same layout; one calls create_files()
+// before any write() and finish() after every rank's writes and sync() (barriers are the
+// caller's). Every error is one line naming the file and tensor.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -15,6 +27,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,6 +62,9 @@ struct ShardLayout {
   std::string index_json() const;
 };
 
+// Both planners throw FormatError on duplicate names, negative dims or byte counts that
+// overflow, and ConfigError on a non-positive max_shard_bytes.
+//
 // Plans files so that each holds at most `max_shard_bytes` of tensor data (a single tensor
 // larger than that gets a file of its own), in the given tensor order, named as Hugging Face
 // names them. One file is named "model.safetensors" and no index is written.
@@ -64,17 +80,32 @@ ShardLayout plan_layout_like(const std::vector<TensorSpec>& tensors,
 // write() stores one tensor's bytes at its planned offset (any rank, any order, each tensor
 // once; the tensor must match the planned dtype and shape exactly: FormatError otherwise);
 // finish() flushes and writes the index when there is one (the creating rank, after all writes).
+// Files are created at full size up front (space reserved with fallocate where the file system
+// allows), so a full disk fails at create_files() rather than hours later.
 class ShardWriter {
  public:
   ShardWriter(std::filesystem::path dir, ShardLayout layout);
+  ~ShardWriter();
+  ShardWriter(ShardWriter&&) noexcept;
+  ShardWriter& operator=(ShardWriter&&) noexcept;
+
   void create_files();
+  // Accepts a tensor on any device and in any memory layout; copies to contiguous CPU bytes.
   void write(const std::string& name, const at::Tensor& tensor);
+  // fsyncs the files this writer wrote into (a rank that is not the finishing one).
+  void sync();
+  // fsyncs every planned file, then writes the index when the layout has one.
   void finish();
+  // Planned tensors this writer has not written (all of them must be empty in a 1-rank run).
+  std::vector<std::string> missing() const;
   const ShardLayout& layout() const { return layout_; }
+  const std::filesystem::path& dir() const { return dir_; }
 
  private:
+  struct State;
   std::filesystem::path dir_;
   ShardLayout layout_;
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace pipeprune
