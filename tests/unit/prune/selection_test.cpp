@@ -1,0 +1,121 @@
+// The selections must give exactly the sets of the reference's full sort / CPU topk.
+#include "core/prune/selection.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "unit/prune/naive_reference.h"
+
+namespace pipeprune {
+namespace {
+
+// Small integers: most entries tie with many others.
+at::Tensor tie_heavy(int64_t rows, int64_t cols, int64_t levels, uint64_t seed) {
+  at::manual_seed(seed);
+  return at::randint(0, levels, {rows, cols}, at::kFloat);
+}
+
+TEST(SortedValueAt, EveryIndex_EqualsFullSort) {
+  const at::Tensor scores = tie_heavy(7, 13, 5, 1);
+  std::vector<float> all(scores.data_ptr<float>(), scores.data_ptr<float>() + scores.numel());
+  std::sort(all.begin(), all.end());
+  for (int64_t i = 0; i < scores.numel(); ++i) {
+    EXPECT_EQ(sorted_value_at(scores, i).item<float>(), all[static_cast<size_t>(i)]) << i;
+  }
+}
+
+TEST(SortedValueAt, NaNSortsLast) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const at::Tensor scores = at::tensor({3.f, nan, 1.f, 2.f});
+  EXPECT_EQ(sorted_value_at(scores, 2).item<float>(), 3.f);
+  EXPECT_TRUE(std::isnan(sorted_value_at(scores, 3).item<float>()));
+}
+
+TEST(StableLowestPerRow, ManyTies_EqualsFullStableSort) {
+  for (uint64_t seed = 0; seed < 6; ++seed) {
+    const int64_t cols = 5 + static_cast<int64_t>(seed) * 7;
+    const at::Tensor scores = tie_heavy(9, cols, 1 + static_cast<int64_t>(seed % 4), seed);
+    const naive::Matrix<float> m = naive::from_tensor<float>(scores);
+    for (int64_t k = 0; k <= cols; ++k) {
+      const at::Tensor got = stable_lowest_per_row(scores, k);
+      // Independent reference: std::stable_sort per row.
+      EXPECT_TRUE(naive::mask_from_tensor(got).v == naive::stable_sort_prefix(m, k).v)
+          << "seed " << seed << " k " << k;
+      // The reference's own op: torch.sort(stable=True), first k indices scattered.
+      const at::Tensor order = std::get<1>(at::sort(scores, c10::optional<bool>(true), 1, false));
+      const at::Tensor expected =
+          at::zeros_like(scores, at::kBool).scatter_(1, order.slice(1, 0, k), true);
+      EXPECT_TRUE(at::equal(got, expected)) << "seed " << seed << " k " << k;
+      EXPECT_TRUE(at::equal(got.sum(1), at::full({9}, k, at::kLong)));
+    }
+  }
+}
+
+TEST(StableLowestPerRow, NaNAndSignedZero_FollowStableSort) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const at::Tensor scores = at::tensor({nan, 0.f, -0.f, nan, 1.f, 0.f}).reshape({1, 6});
+  const auto mask_at = [&](int64_t k) {
+    const at::Tensor m = stable_lowest_per_row(scores, k);
+    return std::vector<bool>(m.data_ptr<bool>(), m.data_ptr<bool>() + 6);
+  };
+  // Stable order: 0.f(1), -0.f(2), 0.f(5), 1.f(4), NaN(0), NaN(3).
+  EXPECT_EQ(mask_at(2), (std::vector<bool>{false, true, true, false, false, false}));
+  EXPECT_EQ(mask_at(4), (std::vector<bool>{false, true, true, false, true, true}));
+  EXPECT_EQ(mask_at(5), (std::vector<bool>{true, true, true, false, true, true}));
+}
+
+// The reference loop: for ii % m == 0, scatter topk(largest=False) indices of the group.
+at::Tensor reference_nm(const at::Tensor& scores, int64_t n, int64_t m) {
+  at::Tensor mask = at::zeros_like(scores, at::kBool);
+  for (int64_t ii = 0; ii < scores.size(1); ii += m) {
+    const at::Tensor tmp = scores.slice(1, ii, ii + m);
+    mask.scatter_(1, std::get<1>(at::topk(tmp, n, 1, /*largest=*/false)) + ii, true);
+  }
+  return mask;
+}
+
+TEST(TopkLowestPerGroup, ManyTies_EqualsCpuTopk) {
+  const std::vector<std::pair<int64_t, int64_t>> patterns = {
+      {2, 4}, {4, 8}, {1, 4}, {3, 4}, {1, 2}, {6, 8}, {8, 16}, {16, 32}, {2, 128}, {1, 64}};
+  for (const auto& [n, m] : patterns) {
+    for (int64_t levels : {1, 2, 3, 7}) {
+      const at::Tensor scores = tie_heavy(40, 4 * m, levels, static_cast<uint64_t>(n * 1000 + m));
+      const at::Tensor got = topk_lowest_per_group(scores, n, m);
+      EXPECT_TRUE(at::equal(got, reference_nm(scores, n, m)))
+          << n << ":" << m << " levels " << levels;
+      // Naive properties: exactly n per group, and no kept entry below a pruned one.
+      const naive::Matrix<float> s = naive::from_tensor<float>(scores);
+      const naive::Mask k = naive::mask_from_tensor(got);
+      for (int64_t r = 0; r < s.rows; ++r) {
+        for (int64_t g = 0; g < s.cols; g += m) {
+          int64_t pruned = 0;
+          float max_pruned = -1e30f, min_kept = 1e30f;
+          for (int64_t j = g; j < g + m; ++j) {
+            pruned += k(r, j) ? 1 : 0;
+            if (k(r, j)) max_pruned = std::max(max_pruned, s(r, j));
+            else min_kept = std::min(min_kept, s(r, j));
+          }
+          ASSERT_EQ(pruned, n);
+          ASSERT_LE(max_pruned, min_kept);
+        }
+      }
+    }
+  }
+}
+
+// Hand-checked against torch 1.13 CPU topk: ties do not simply go to the higher index.
+TEST(TopkLowestPerGroup, TwoOfFourTies_AsCpuTopk) {
+  const at::Tensor scores =
+      at::tensor({1.f, 1.f, 1.f, 1.f, 0.f, 1.f, 1.f, 1.f, 0.f, 1.f, 2.f, 1.f}).reshape({3, 4});
+  const at::Tensor mask = topk_lowest_per_group(scores, 2, 4);
+  const at::Tensor expected = at::tensor({0, 0, 1, 1, 1, 0, 1, 0, 1, 1, 0, 0}).reshape({3, 4});
+  EXPECT_TRUE(at::equal(mask, expected.to(at::kBool)));
+}
+
+}  // namespace
+}  // namespace pipeprune
