@@ -7,6 +7,11 @@
 // Named taps: when `tap` is given, it is called with the input of every linear just before
 // that linear runs (q, k and v share one input, as do gate and up; the tap is called once
 // per linear, in LinearKind order). This is how pruners collect calibration statistics.
+//
+// Computation runs under c10::InferenceMode, so results (and cache tensors) are inference
+// tensors: reading them is fine anywhere, but modifying one in place needs an InferenceMode
+// guard in the caller too. Attention is computed a few KV heads at a time so that the score
+// matrix of one chunk stays under kAttentionChunkBytes. Thread-safety: free functions, no state.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -41,11 +46,23 @@ struct LayerKVCache {
   int64_t length = 0;  // positions filled
 };
 
+// HF LlamaRMSNorm: x in fp32 times rsqrt(mean(x^2) + eps), cast back to x's dtype, times weight.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
-// hidden: [batch, tokens, hidden_size]. Positions are position_offset .. position_offset+tokens-1.
-// With a cache, attends to the cached positions too and appends this call's keys and values
-// (the cache grows as needed). Returns the layer output, same shape as hidden.
+// Scores of at most this many bytes (fp32) are materialized per attention chunk.
+constexpr int64_t kAttentionChunkBytes = 64LL << 20;
+// Upper bound on the temporary bytes one decoder_layer_forward() call allocates besides its
+// input, its output, the weights and the cache (for the memory planner and `estimate`).
+int64_t decoder_layer_scratch_bytes(const ModelConfig& config, int64_t batch, int64_t tokens,
+                                    int64_t n_keys, c10::ScalarType dtype);
+
+// hidden: [batch, tokens, hidden_size]. Positions are position_offset .. position_offset+tokens-1
+// (rope must cover them). Without a cache, the tokens attend causally among themselves. With a
+// cache, cache->length must equal position_offset: the tokens attend to the cached positions
+// too, and this call's keys and values (after RoPE, as HF caches them) are appended; the cache
+// grows as needed and holds tensors of hidden's device and dtype. Mistral's sliding window
+// masks keys with query_pos - key_pos >= sliding_window (transformers' current rule).
+// Returns the layer output, same shape and dtype as hidden.
 at::Tensor decoder_layer_forward(const DecoderLayerWeights& weights, const ModelConfig& config,
                                  const RopeTables& rope, const at::Tensor& hidden,
                                  int64_t position_offset = 0, LayerKVCache* cache = nullptr,

@@ -2,7 +2,7 @@
 //
 // A DecoderLayerWeights holds one layer's tensors; whoever loads it owns it. Tensors are in
 // the stored dtype on the CPU after load_decoder_layer(), and in the compute dtype on the
-// compute device after to_compute().
+// compute device after to_compute(). Plain values: no locking; share read-only across threads.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -37,6 +37,24 @@ std::string layer_tensor_name(int64_t layer, const std::string& suffix);
 std::array<int64_t, 2> linear_shape(const ModelConfig& config, LinearKind kind);
 bool linear_has_bias(const ModelConfig& config, LinearKind kind);
 
+inline constexpr const char* kEmbedTokensName = "model.embed_tokens.weight";
+inline constexpr const char* kFinalNormName = "model.norm.weight";
+inline constexpr const char* kLmHeadName = "lm_head.weight";
+
+// A tensor the config implies, with its Hugging Face name and exact shape.
+struct ExpectedTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+// Every tensor of decoder layer `layer`: the two norms, then each linear's weight (and bias).
+std::vector<ExpectedTensor> expected_layer_tensors(const ModelConfig& config, int64_t layer);
+// model.embed_tokens.weight.
+ExpectedTensor expected_embedding_tensor(const ModelConfig& config);
+// model.norm.weight, then lm_head.weight unless the embeddings are tied.
+std::vector<ExpectedTensor> expected_head_tensors(const ModelConfig& config);
+// "[64, 32]"
+std::string shape_string(const std::vector<int64_t>& shape);
+
 struct Linear {
   at::Tensor weight;  // [out, in]
   at::Tensor bias;    // [out], undefined when the linear has none
@@ -57,22 +75,29 @@ struct DecoderLayerWeights {
 
 struct EmbeddingWeights {
   at::Tensor embed_tokens;  // [vocab, hidden]
+  int64_t n_bytes() const;
 };
 
 struct HeadWeights {
   at::Tensor norm;     // [hidden]
   at::Tensor lm_head;  // [vocab, hidden]; the embedding when tie_word_embeddings
+  int64_t n_bytes() const;
 };
 
-// Loads one decoder layer from the checkpoint, touching no other layer. Every tensor's presence,
-// dtype family and shape is checked against the config: FormatError naming the tensor, its
-// shape and the expected shape ("... does not match config.json").
+// Loads one decoder layer from the checkpoint, touching no other layer. Every tensor's presence
+// and shape is checked against the config (the reader only yields F32/F16/BF16): FormatError
+// naming the tensor, its shape and the expected shape ("... has shape [64, 32]; config.json
+// implies [64, 64]"). Tensors the config does not use (e.g. rotary_emb.inv_freq) are ignored.
+// With tied embeddings the head's lm_head is model.embed_tokens.weight (a lm_head.weight in the
+// checkpoint is ignored, as transformers does).
 DecoderLayerWeights load_decoder_layer(const SafetensorsCheckpoint& checkpoint,
                                        const ModelConfig& config, int64_t layer);
 EmbeddingWeights load_embedding(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config);
 HeadWeights load_head(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config);
 
-// Copies every tensor to `device` as `dtype` (e.g. CPU fp32 for compute).
+// Copies every tensor to `device` as `dtype` (e.g. CPU fp32 for compute). Always a copy, never
+// an alias of the input (even when device and dtype already match), so the result may be
+// modified in place (pruned) without touching the loaded weights; drop the input to free it.
 DecoderLayerWeights to_compute(const DecoderLayerWeights& weights, c10::Device device,
                                c10::ScalarType dtype);
 EmbeddingWeights to_compute(const EmbeddingWeights& weights, c10::Device device, c10::ScalarType dtype);

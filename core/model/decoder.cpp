@@ -1,0 +1,241 @@
+#include "core/model/decoder.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/common/error.h"
+
+namespace pipeprune {
+namespace {
+
+// The llama3 smoothing of transformers' _compute_llama3_parameters, op for op in fp32
+// (Python's `scalar / tensor` is reciprocal(tensor) * scalar).
+at::Tensor apply_llama3_scaling(const at::Tensor& inv_freq, const RopeScaling& rope) {
+  const double factor = rope.factor;
+  const double old_context = static_cast<double>(rope.original_max_position_embeddings);
+  const double low_freq_wavelen = old_context / rope.low_freq_factor;
+  const double high_freq_wavelen = old_context / rope.high_freq_factor;
+
+  const at::Tensor wavelen = at::reciprocal(inv_freq) * (2 * M_PI);
+  at::Tensor scaled = at::where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq);
+  const at::Tensor smooth = (at::reciprocal(wavelen) * old_context - rope.low_freq_factor) /
+                            (rope.high_freq_factor - rope.low_freq_factor);
+  const at::Tensor smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+  const at::Tensor medium =
+      at::logical_not(wavelen < high_freq_wavelen).logical_and(at::logical_not(wavelen > low_freq_wavelen));
+  return at::where(medium, smoothed, scaled);
+}
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+at::Tensor run_linear(const Linear& linear, LinearKind kind, const at::Tensor& input,
+                      const LinearTap* tap) {
+  if (tap != nullptr && *tap) (*tap)(kind, input);
+  return at::linear(input, linear.weight, linear.bias);
+}
+
+// Grows the cache to hold `needed` positions, keeping what it holds.
+void reserve_cache(LayerKVCache& cache, const at::Tensor& like, int64_t needed) {
+  const int64_t capacity = cache.keys.defined() ? cache.keys.size(2) : 0;
+  if (capacity >= needed) return;
+  const int64_t new_capacity = std::max(needed, 2 * capacity);
+  std::vector<int64_t> shape = like.sizes().vec();
+  shape[2] = new_capacity;
+  at::Tensor keys = at::empty(shape, like.options());
+  at::Tensor values = at::empty(shape, like.options());
+  if (cache.length > 0) {
+    keys.narrow(2, 0, cache.length).copy_(cache.keys.narrow(2, 0, cache.length));
+    values.narrow(2, 0, cache.length).copy_(cache.values.narrow(2, 0, cache.length));
+  }
+  cache.keys = std::move(keys);
+  cache.values = std::move(values);
+}
+
+// True where a query may NOT look at a key: [tokens, n_keys], or undefined when nothing is masked.
+at::Tensor attention_mask(const ModelConfig& config, int64_t tokens, int64_t n_keys,
+                          int64_t query_start, int64_t key_start, c10::Device device) {
+  const bool window = config.sliding_window.has_value() && query_start + tokens - key_start > *config.sliding_window;
+  if (tokens == 1 && query_start >= key_start + n_keys - 1 && !window) return {};
+  const auto options = at::TensorOptions().dtype(at::kLong).device(device);
+  const at::Tensor query_pos = at::arange(query_start, query_start + tokens, options).unsqueeze(1);
+  const at::Tensor key_pos = at::arange(key_start, key_start + n_keys, options).unsqueeze(0);
+  at::Tensor masked = key_pos > query_pos;
+  if (window) masked = masked.logical_or(query_pos - key_pos >= *config.sliding_window);
+  return masked;
+}
+
+// q: [B, n_heads, T, D]; keys/values: [B, n_kv, S, D]. Returns [B, T, n_heads * D].
+at::Tensor attend(const ModelConfig& config, const at::Tensor& q, const at::Tensor& keys,
+                  const at::Tensor& values, const at::Tensor& masked) {
+  const int64_t batch = q.size(0), tokens = q.size(2), head_dim = q.size(3);
+  const int64_t n_keys = keys.size(2), groups = config.n_kv_groups();
+  // Query heads kv*groups .. kv*groups+groups-1 share KV head kv (transformers' repeat_kv), so
+  // grouping them as rows of one matrix per KV head avoids copying keys and values.
+  const at::Tensor q_grouped = q.reshape({batch, config.n_kv_heads, groups * tokens, head_dim});
+  const int64_t bytes_per_kv_head = batch * groups * tokens * n_keys * 4;
+  const int64_t chunk = std::max<int64_t>(1, kAttentionChunkBytes / std::max<int64_t>(1, bytes_per_kv_head));
+  const double scale = std::sqrt(static_cast<double>(head_dim));
+  std::vector<at::Tensor> outputs;
+  for (int64_t h0 = 0; h0 < config.n_kv_heads; h0 += chunk) {
+    const int64_t n = std::min(chunk, config.n_kv_heads - h0);
+    at::Tensor scores = at::matmul(q_grouped.narrow(1, h0, n), keys.narrow(1, h0, n).transpose(2, 3)) / scale;
+    if (masked.defined()) {
+      scores = scores.view({batch, n * groups, tokens, n_keys});
+      scores.masked_fill_(masked, -std::numeric_limits<double>::infinity());
+      scores = scores.view({batch, n, groups * tokens, n_keys});
+    }
+    const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+    outputs.push_back(at::matmul(probs, values.narrow(1, h0, n)));
+  }
+  const at::Tensor out = outputs.size() == 1 ? outputs[0] : at::cat(outputs, 1);
+  // [B, n_kv, G*T, D] -> [B, n_heads, T, D] -> [B, T, n_heads * D]
+  return out.view({batch, config.n_heads, tokens, head_dim})
+      .transpose(1, 2)
+      .reshape({batch, tokens, config.n_heads * head_dim});
+}
+
+at::Tensor attention_block(const DecoderLayerWeights& w, const ModelConfig& config,
+                           const RopeTables& rope, const at::Tensor& x, int64_t position_offset,
+                           LayerKVCache* cache, const LinearTap* tap) {
+  const int64_t batch = x.size(0), tokens = x.size(1), head_dim = config.head_dim;
+  PIPEPRUNE_CHECK(position_offset >= 0 && position_offset + tokens <= rope.n_positions(), Error,
+                  "positions " << position_offset << ".." << position_offset + tokens - 1
+                               << " exceed the rotary tables (" << rope.n_positions()
+                               << " positions); make_rope_tables() with more positions");
+  at::Tensor q = run_linear(w[LinearKind::kQ], LinearKind::kQ, x, tap);
+  at::Tensor k = run_linear(w[LinearKind::kK], LinearKind::kK, x, tap);
+  at::Tensor v = run_linear(w[LinearKind::kV], LinearKind::kV, x, tap);
+  q = q.view({batch, tokens, config.n_heads, head_dim}).transpose(1, 2);
+  k = k.view({batch, tokens, config.n_kv_heads, head_dim}).transpose(1, 2);
+  v = v.view({batch, tokens, config.n_kv_heads, head_dim}).transpose(1, 2);
+
+  // transformers casts cos/sin to the activations' dtype before applying them.
+  const at::Tensor cos = rope.cos.narrow(0, position_offset, tokens).to(x.device(), x.scalar_type());
+  const at::Tensor sin = rope.sin.narrow(0, position_offset, tokens).to(x.device(), x.scalar_type());
+  q = q * cos + rotate_half(q) * sin;
+  k = k * cos + rotate_half(k) * sin;
+
+  at::Tensor keys = k, values = v;
+  int64_t key_start = position_offset;
+  if (cache != nullptr) {
+    PIPEPRUNE_CHECK(cache->length == position_offset, Error,
+                    "KV cache holds " << cache->length << " positions but position_offset is "
+                                      << position_offset << "; they must be equal");
+    PIPEPRUNE_CHECK(cache->length == 0 || cache->keys.size(0) == batch, Error,
+                    "KV cache batch " << cache->keys.size(0) << " differs from the input batch " << batch);
+    reserve_cache(*cache, k, cache->length + tokens);
+    cache->keys.narrow(2, cache->length, tokens).copy_(k);
+    cache->values.narrow(2, cache->length, tokens).copy_(v);
+    cache->length += tokens;
+    keys = cache->keys.narrow(2, 0, cache->length);
+    values = cache->values.narrow(2, 0, cache->length);
+    key_start = 0;
+  }
+  const at::Tensor masked =
+      attention_mask(config, tokens, keys.size(2), position_offset, key_start, x.device());
+  const at::Tensor attn = attend(config, q, keys, values, masked);
+  return run_linear(w[LinearKind::kO], LinearKind::kO, attn, tap);
+}
+
+at::Tensor mlp_block(const DecoderLayerWeights& w, const at::Tensor& x, const LinearTap* tap) {
+  at::Tensor gate = run_linear(w[LinearKind::kGate], LinearKind::kGate, x, tap);
+  const at::Tensor up = run_linear(w[LinearKind::kUp], LinearKind::kUp, x, tap);
+  // In place: act(gate) * up is the largest activation of the layer.
+  at::silu_(gate);
+  gate.mul_(up);
+  return run_linear(w[LinearKind::kDown], LinearKind::kDown, gate, tap);
+}
+
+}  // namespace
+
+int64_t RopeTables::n_positions() const { return cos.defined() ? cos.size(0) : 0; }
+
+at::Tensor rope_inverse_frequencies(const ModelConfig& config) {
+  c10::InferenceMode guard;
+  const int64_t dim = config.head_dim;
+  // transformers: 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim)),
+  // where `base ** t` is a float32 0-dim tensor raised to t and `1.0 / t` is reciprocal(t).
+  const at::Tensor exponent = at::arange(0, dim, 2, at::kLong).to(at::kFloat) / dim;
+  at::Tensor inv_freq = at::reciprocal(at::pow(at::scalar_tensor(config.rope_theta, at::kFloat), exponent));
+  switch (config.rope_scaling.type) {
+    case RopeScaling::Type::kNone: break;
+    case RopeScaling::Type::kLinear: inv_freq.div_(config.rope_scaling.factor); break;
+    case RopeScaling::Type::kLlama3: inv_freq = apply_llama3_scaling(inv_freq, config.rope_scaling); break;
+  }
+  return inv_freq;
+}
+
+RopeTables make_rope_tables(const ModelConfig& config, int64_t n_positions, c10::Device device) {
+  c10::InferenceMode guard;
+  const at::Tensor inv_freq = rope_inverse_frequencies(config).to(device);
+  const at::Tensor positions = at::arange(n_positions, at::TensorOptions().dtype(at::kLong).device(device)).to(at::kFloat);
+  // freqs[p, i] = position p * inv_freq i, one fp32 product as transformers' K=1 matmul gives.
+  const at::Tensor freqs = at::outer(positions, inv_freq);
+  const at::Tensor emb = at::cat({freqs, freqs}, -1);
+  return {emb.cos(), emb.sin()};
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  c10::InferenceMode guard;
+  const at::Tensor h = x.to(at::kFloat);
+  const at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
+  return weight * (h * at::rsqrt(variance + eps)).to(x.scalar_type());
+}
+
+int64_t decoder_layer_scratch_bytes(const ModelConfig& config, int64_t batch, int64_t tokens,
+                                    int64_t n_keys, c10::ScalarType dtype) {
+  const int64_t elt = static_cast<int64_t>(c10::elementSize(dtype));
+  const int64_t rows = batch * tokens;
+  // normed input, q/k/v and their rotated copies, attention output and its reshaped copy.
+  const int64_t attention = rows * elt * (config.hidden_size + 3 * (config.q_size() + 2 * config.kv_size()) +
+                                          2 * config.q_size());
+  // One chunk: scores, their scaled copy and the fp32 softmax, plus the probabilities in dtype.
+  const int64_t per_kv_head = batch * config.n_kv_groups() * tokens * n_keys * 4;
+  const int64_t chunk = std::min(config.n_kv_heads, std::max<int64_t>(1, kAttentionChunkBytes / std::max<int64_t>(1, per_kv_head)));
+  const int64_t scores = 4 * chunk * per_kv_head;
+  // normed input, gate (act*up in place), up, down output, residual sum.
+  const int64_t mlp = rows * elt * (2 * config.hidden_size + 2 * config.intermediate_size + config.hidden_size);
+  return attention + scores + mlp;
+}
+
+at::Tensor decoder_layer_forward(const DecoderLayerWeights& weights, const ModelConfig& config,
+                                 const RopeTables& rope, const at::Tensor& hidden,
+                                 int64_t position_offset, LayerKVCache* cache, const LinearTap* tap) {
+  c10::InferenceMode guard;
+  PIPEPRUNE_CHECK(hidden.dim() == 3 && hidden.size(2) == config.hidden_size, Error,
+                  "decoder layer " << weights.layer << ": input has shape " << hidden.sizes()
+                                   << ", expected [batch, tokens, " << config.hidden_size << "]");
+  const at::Tensor normed = rms_norm(hidden, weights.input_layernorm, config.rms_norm_eps);
+  at::Tensor h = hidden + attention_block(weights, config, rope, normed, position_offset, cache, tap);
+  const at::Tensor normed2 = rms_norm(h, weights.post_attention_layernorm, config.rms_norm_eps);
+  h.add_(mlp_block(weights, normed2, tap));
+  return h;
+}
+
+at::Tensor embed_tokens(const EmbeddingWeights& weights, const at::Tensor& tokens) {
+  c10::InferenceMode guard;
+  PIPEPRUNE_CHECK(tokens.scalar_type() == at::kLong && tokens.dim() == 2, Error,
+                  "token ids must be an int64 tensor [batch, tokens], got " << tokens.scalar_type()
+                                                                            << " " << tokens.sizes());
+  const int64_t vocab = weights.embed_tokens.size(0);
+  if (tokens.numel() > 0) {
+    const int64_t lo = tokens.min().item<int64_t>(), hi = tokens.max().item<int64_t>();
+    PIPEPRUNE_CHECK(lo >= 0 && hi < vocab, Error,
+                    "token id " << (lo < 0 ? lo : hi) << " is outside the vocabulary [0, " << vocab
+                                << "); was the text tokenized with this model's tokenizer?");
+  }
+  return at::embedding(weights.embed_tokens, tokens.to(weights.embed_tokens.device()));
+}
+
+at::Tensor head_forward(const HeadWeights& weights, const ModelConfig& config, const at::Tensor& hidden) {
+  c10::InferenceMode guard;
+  return at::linear(rms_norm(hidden, weights.norm, config.rms_norm_eps), weights.lm_head);
+}
+
+}  // namespace pipeprune

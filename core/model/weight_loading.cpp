@@ -1,0 +1,79 @@
+// load_decoder_layer / load_embedding / load_head (declared in layer_weights.h): reading one
+// part of the model from a SafetensorsCheckpoint, each tensor checked against the config.
+#include <ATen/ATen.h>
+
+#include "core/common/error.h"
+#include "core/io/safetensors.h"
+#include "core/model/layer_weights.h"
+
+namespace pipeprune {
+namespace {
+
+at::Tensor load_checked(const SafetensorsCheckpoint& checkpoint, const ExpectedTensor& expected) {
+  const std::optional<TensorInfo> info = checkpoint.find(expected.name);
+  PIPEPRUNE_CHECK(info.has_value(), FormatError,
+                  checkpoint.dir().string() << ": tensor " << expected.name << " is missing; config.json implies "
+                                            << "it with shape " << shape_string(expected.shape)
+                                            << " (is config.json from the same model?)");
+  PIPEPRUNE_CHECK(info->shape == expected.shape, FormatError,
+                  checkpoint.dir().string() << ": " << expected.name << " has shape " << shape_string(info->shape)
+                                            << "; config.json implies " << shape_string(expected.shape)
+                                            << " (is config.json from the same model?)");
+  return checkpoint.load(expected.name);
+}
+
+// "model.layers.3.self_attn.q_proj.weight" -> the linear it belongs to, by suffix.
+bool assign_linear(DecoderLayerWeights& weights, const std::string& name, const at::Tensor& tensor) {
+  for (LinearKind kind : kAllLinears) {
+    const std::string base = layer_tensor_name(weights.layer, linear_name(kind));
+    if (name == base + ".weight") {
+      weights[kind].weight = tensor;
+      return true;
+    }
+    if (name == base + ".bias") {
+      weights[kind].bias = tensor;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+DecoderLayerWeights load_decoder_layer(const SafetensorsCheckpoint& checkpoint,
+                                       const ModelConfig& config, int64_t layer) {
+  PIPEPRUNE_CHECK(layer >= 0 && layer < config.n_layers, Error,
+                  "decoder layer " << layer << " does not exist (the model has " << config.n_layers << ")");
+  DecoderLayerWeights weights;
+  weights.layer = layer;
+  const std::string input_norm = layer_tensor_name(layer, "input_layernorm.weight");
+  const std::string post_norm = layer_tensor_name(layer, "post_attention_layernorm.weight");
+  for (const ExpectedTensor& expected : expected_layer_tensors(config, layer)) {
+    at::Tensor tensor = load_checked(checkpoint, expected);
+    if (expected.name == input_norm) {
+      weights.input_layernorm = std::move(tensor);
+    } else if (expected.name == post_norm) {
+      weights.post_attention_layernorm = std::move(tensor);
+    } else {
+      const bool known = assign_linear(weights, expected.name, tensor);
+      PIPEPRUNE_CHECK(known, Error, "internal: no slot for tensor " << expected.name);
+    }
+  }
+  return weights;
+}
+
+EmbeddingWeights load_embedding(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config) {
+  return {load_checked(checkpoint, expected_embedding_tensor(config))};
+}
+
+HeadWeights load_head(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config) {
+  HeadWeights head;
+  head.norm = load_checked(checkpoint, {kFinalNormName, {config.hidden_size}});
+  const ExpectedTensor lm_head = config.tie_word_embeddings
+                                     ? expected_embedding_tensor(config)
+                                     : ExpectedTensor{kLmHeadName, {config.vocab_size, config.hidden_size}};
+  head.lm_head = load_checked(checkpoint, lm_head);
+  return head;
+}
+
+}  // namespace pipeprune

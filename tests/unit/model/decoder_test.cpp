@@ -1,0 +1,269 @@
+#include "core/model/decoder.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/common/error.h"
+#include "unit/model/naive_decoder.h"
+#include "unit/model/tiny_model.h"
+
+namespace pipeprune {
+
+// Readable test parameters in gtest output.
+void PrintTo(const ModelConfig& config, std::ostream* os) { *os << config.to_json().dump(); }
+
+namespace {
+
+using testing::Matrix;
+using testing::TinyModel;
+
+const c10::Device kCpu(c10::kCPU);
+
+// Full-sequence forward of a tiny model through the library.
+at::Tensor library_logits(const TinyModel& m, const at::Tensor& tokens, int64_t offset = 0,
+                          const LinearTap* tap = nullptr) {
+  const RopeTables rope = make_rope_tables(m.config, offset + tokens.size(1), kCpu);
+  at::Tensor h = embed_tokens(m.embedding, tokens);
+  for (const DecoderLayerWeights& layer : m.layers) {
+    h = decoder_layer_forward(layer, m.config, rope, h, offset, nullptr, tap);
+  }
+  return head_forward(m.head, m.config, h);
+}
+
+at::Tensor naive_batch_logits(const TinyModel& m, const at::Tensor& tokens, int64_t offset = 0) {
+  const testing::NaiveModel naive = testing::to_naive(m);
+  std::vector<Matrix> out;
+  for (int64_t b = 0; b < tokens.size(0); ++b) {
+    out.push_back(testing::naive_logits(naive, testing::row_tokens(tokens, b), offset));
+  }
+  return testing::to_tensor(out);
+}
+
+class DecoderVariants : public ::testing::TestWithParam<std::pair<std::string, ModelConfig>> {};
+
+TEST_P(DecoderVariants, RopeInverseFrequencies_MatchFormulas) {
+  const ModelConfig& config = GetParam().second;
+  const at::Tensor inv_freq = rope_inverse_frequencies(config);
+  ASSERT_EQ(inv_freq.scalar_type(), at::kFloat);
+  const std::vector<double> expected = testing::naive_inv_freq(config);
+  ASSERT_EQ(inv_freq.numel(), int64_t(expected.size()));
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_NEAR(inv_freq[i].item<double>(), expected[i], 1e-6 * expected[i]) << "frequency " << i;
+  }
+}
+
+TEST_P(DecoderVariants, RopeTables_HalfFrequenciesRepeatedTwice) {
+  const ModelConfig& config = GetParam().second;
+  const RopeTables rope = make_rope_tables(config, 50, kCpu);
+  ASSERT_EQ(rope.n_positions(), 50);
+  ASSERT_EQ(rope.cos.sizes(), (at::IntArrayRef{50, config.head_dim}));
+  const std::vector<double> inv_freq = testing::naive_inv_freq(config);
+  const int64_t half = config.head_dim / 2;
+  for (int64_t p : {0, 1, 17, 49}) {
+    for (int64_t i = 0; i < half; ++i) {
+      const double angle = double(p) * inv_freq[i];
+      EXPECT_NEAR(rope.cos[p][i].item<double>(), std::cos(angle), 1e-5);
+      EXPECT_NEAR(rope.sin[p][i].item<double>(), std::sin(angle), 1e-5);
+      EXPECT_EQ(rope.cos[p][i].item<float>(), rope.cos[p][i + half].item<float>());
+      EXPECT_EQ(rope.sin[p][i].item<float>(), rope.sin[p][i + half].item<float>());
+    }
+  }
+}
+
+TEST_P(DecoderVariants, Forward_MatchesNaiveReference) {
+  const TinyModel m = testing::make_tiny_model(GetParam().second, 11);
+  const at::Tensor tokens = testing::random_tokens(12, 2, 7, m.config.vocab_size);
+  const at::Tensor logits = library_logits(m, tokens);
+  ASSERT_EQ(logits.sizes(), (at::IntArrayRef{2, 7, m.config.vocab_size}));
+  EXPECT_LT(testing::max_relative_error(logits, naive_batch_logits(m, tokens)), 1e-4);
+}
+
+TEST_P(DecoderVariants, ForwardAtPositionOffset_MatchesNaiveReference) {
+  const TinyModel m = testing::make_tiny_model(GetParam().second, 13);
+  const at::Tensor tokens = testing::random_tokens(14, 1, 6, m.config.vocab_size);
+  const at::Tensor logits = library_logits(m, tokens, /*offset=*/5);
+  EXPECT_LT(testing::max_relative_error(logits, naive_batch_logits(m, tokens, 5)), 1e-4);
+  // Rotary embeddings encode relative positions: shifting every query and key by the same
+  // offset leaves the attention scores unchanged.
+  EXPECT_LT(testing::max_relative_error(logits, library_logits(m, tokens, 0)), 1e-5);
+}
+
+// Feeds `tokens` through the layers `chunk` tokens at a time with KV caches; returns the
+// logits of every position.
+at::Tensor cached_logits(const TinyModel& m, const at::Tensor& tokens, const std::vector<int64_t>& chunks) {
+  const RopeTables rope = make_rope_tables(m.config, tokens.size(1), kCpu);
+  std::vector<LayerKVCache> caches(m.layers.size());
+  std::vector<at::Tensor> outputs;
+  int64_t position = 0;
+  for (int64_t chunk : chunks) {
+    at::Tensor h = embed_tokens(m.embedding, tokens.narrow(1, position, chunk));
+    for (size_t l = 0; l < m.layers.size(); ++l) {
+      h = decoder_layer_forward(m.layers[l], m.config, rope, h, position, &caches[l]);
+    }
+    outputs.push_back(head_forward(m.head, m.config, h));
+    position += chunk;
+  }
+  for (const LayerKVCache& cache : caches) EXPECT_EQ(cache.length, tokens.size(1));
+  return at::cat(outputs, 1);
+}
+
+TEST_P(DecoderVariants, KvCacheTokenByToken_EqualsFullSequence) {
+  const TinyModel m = testing::make_tiny_model(GetParam().second, 15);
+  const at::Tensor tokens = testing::random_tokens(16, 2, 9, m.config.vocab_size);
+  const at::Tensor full = library_logits(m, tokens);
+  const at::Tensor one_by_one = cached_logits(m, tokens, std::vector<int64_t>(9, 1));
+  EXPECT_LT(testing::max_relative_error(one_by_one, full), 1e-5);
+  EXPECT_LT(testing::max_relative_error(one_by_one.select(1, 8), full.select(1, 8)), 1e-5);
+  const at::Tensor chunked = cached_logits(m, tokens, {3, 1, 4, 1});
+  EXPECT_LT(testing::max_relative_error(chunked, full), 1e-5);
+}
+
+TEST_P(DecoderVariants, Taps_SeeExactLinearInputsInOrder) {
+  const TinyModel m = testing::make_tiny_model(GetParam().second, 17);
+  const at::Tensor tokens = testing::random_tokens(18, 2, 5, m.config.vocab_size);
+  std::vector<std::pair<LinearKind, at::Tensor>> seen;
+  const LinearTap tap = [&](LinearKind kind, const at::Tensor& input) { seen.emplace_back(kind, input.clone()); };
+  library_logits(m, tokens, 0, &tap);
+  ASSERT_EQ(seen.size(), size_t(kNumLinears * m.config.n_layers));
+
+  const testing::NaiveModel naive = testing::to_naive(m);
+  std::vector<std::vector<testing::NaiveTaps>> naive_taps(2);  // [batch][layer]
+  for (int64_t b = 0; b < 2; ++b) testing::naive_logits(naive, testing::row_tokens(tokens, b), 0, &naive_taps[b]);
+  for (int64_t l = 0; l < m.config.n_layers; ++l) {
+    for (int k = 0; k < kNumLinears; ++k) {
+      const auto& [kind, input] = seen[l * kNumLinears + k];
+      ASSERT_EQ(kind, kAllLinears[k]) << "layer " << l << " call " << k;
+      const int64_t in_features = linear_shape(m.config, kind)[1];
+      ASSERT_EQ(input.sizes(), (at::IntArrayRef{2, 5, in_features})) << linear_short_name(kind);
+      const at::Tensor expected = testing::to_tensor({naive_taps[0][l][k], naive_taps[1][l][k]});
+      EXPECT_LT(testing::max_relative_error(input, expected), 1e-4) << "layer " << l << " " << linear_short_name(kind);
+    }
+    // q, k and v share one input, as do gate and up.
+    const auto& layer_seen = std::vector<std::pair<LinearKind, at::Tensor>>(
+        seen.begin() + l * kNumLinears, seen.begin() + (l + 1) * kNumLinears);
+    EXPECT_TRUE(at::equal(layer_seen[0].second, layer_seen[1].second));
+    EXPECT_TRUE(at::equal(layer_seen[0].second, layer_seen[2].second));
+    EXPECT_TRUE(at::equal(layer_seen[4].second, layer_seen[5].second));
+  }
+}
+
+TEST_P(DecoderVariants, Bf16Compute_CloseToFp32) {
+  const TinyModel m = testing::make_tiny_model(GetParam().second, 19);
+  TinyModel bf16 = m;
+  bf16.embedding = to_compute(m.embedding, kCpu, at::kBFloat16);
+  for (auto& layer : bf16.layers) layer = to_compute(layer, kCpu, at::kBFloat16);
+  bf16.head = to_compute(m.head, kCpu, at::kBFloat16);
+  const at::Tensor tokens = testing::random_tokens(20, 2, 6, m.config.vocab_size);
+  const at::Tensor logits = library_logits(bf16, tokens);
+  EXPECT_EQ(logits.scalar_type(), at::kBFloat16);
+  const double error = testing::max_relative_error(logits, library_logits(m, tokens));
+  EXPECT_LT(error, 0.05);
+  EXPECT_GT(error, 0.0);  // it really ran in bf16
+  // The cached path runs in bf16 too.
+  const at::Tensor cached = cached_logits(bf16, tokens, {2, 1, 3});
+  EXPECT_EQ(cached.scalar_type(), at::kBFloat16);
+  EXPECT_LT(testing::max_relative_error(cached, logits), 0.05);
+}
+
+INSTANTIATE_TEST_SUITE_P(Model, DecoderVariants, ::testing::ValuesIn(testing::tiny_config_variants()),
+                         [](const auto& info) { return info.param.first; });
+
+TEST(Decoder, Llama3Rope_AllThreeBandsUsed) {
+  const ModelConfig config = testing::tiny_config_variants()[3].second;
+  ASSERT_EQ(config.rope_scaling.type, RopeScaling::Type::kLlama3);
+  ModelConfig plain = config;
+  plain.rope_scaling = RopeScaling{};
+  const at::Tensor scaled = rope_inverse_frequencies(config), base = rope_inverse_frequencies(plain);
+  int kept = 0, divided = 0, smoothed = 0;
+  for (int64_t i = 0; i < base.numel(); ++i) {
+    const double ratio = base[i].item<double>() / scaled[i].item<double>();
+    if (std::abs(ratio - 1.0) < 1e-6) ++kept;
+    else if (std::abs(ratio - 8.0) < 1e-5) ++divided;
+    else ++smoothed;
+  }
+  EXPECT_EQ(kept, 1);
+  EXPECT_EQ(smoothed, 2);
+  EXPECT_EQ(divided, 5);
+}
+
+TEST(Decoder, LongSequenceChunkedAttention_MatchesNaive) {
+  // 3000 tokens: one KV head's fp32 scores (2 query heads x 3000 x 3000) exceed
+  // kAttentionChunkBytes, so attention runs one KV head at a time.
+  const ModelConfig config = testing::tiny_config("llama", 32, 4, 2, 8);
+  const int64_t tokens = 3000;
+  ASSERT_GT(2 * tokens * tokens * 4, kAttentionChunkBytes);
+  const TinyModel m = testing::make_tiny_model(config, 21);
+  at::Generator gen = at::detail::createCPUGenerator(22);
+  const at::Tensor hidden = at::randn({1, tokens, config.hidden_size}, gen, at::TensorOptions().dtype(at::kFloat));
+  const RopeTables rope = make_rope_tables(config, tokens, kCpu);
+  const at::Tensor out = decoder_layer_forward(m.layers[0], config, rope, hidden);
+
+  const std::vector<int64_t> rows = {0, 1, 1500, tokens - 1};
+  const Matrix expected = testing::naive_layer(testing::to_naive(m).layers[0], config,
+                                               testing::to_matrix(hidden[0]), 0, nullptr, rows);
+  for (int64_t row : rows) {
+    const at::Tensor e = at::tensor(expected[row], at::kDouble);
+    EXPECT_LT(testing::max_relative_error(out[0][row], e), 1e-4) << "row " << row;
+  }
+}
+
+TEST(Decoder, RmsNormBf16_NormalizesInFp32ThenCasts) {
+  at::Generator gen = at::detail::createCPUGenerator(23);
+  const at::Tensor x = (at::randn({3, 64}, gen, at::TensorOptions().dtype(at::kFloat)) * 100).to(at::kBFloat16);
+  const at::Tensor w = (at::rand({64}, gen, at::TensorOptions().dtype(at::kFloat)) + 0.5).to(at::kBFloat16);
+  const at::Tensor y = rms_norm(x, w, 1e-5);
+  ASSERT_EQ(y.scalar_type(), at::kBFloat16);
+  const Matrix expected = testing::naive_rms_norm(testing::to_matrix(x), testing::to_vector(w), 1e-5);
+  const at::Tensor e = testing::to_tensor({expected})[0];
+  // Two bf16 roundings (the normalized x, then the product): within 2^-7 relative.
+  EXPECT_LT(((y.to(at::kDouble) - e).abs() / e.abs()).max().item<double>(), 1.0 / 128);
+}
+
+TEST(Decoder, PositionsBeyondRopeTables_Error) {
+  const TinyModel m = testing::make_tiny_model(testing::tiny_config("llama", 32, 4, 2, 8), 24);
+  const RopeTables rope = make_rope_tables(m.config, 4, kCpu);
+  const at::Tensor h = at::zeros({1, 3, 32});
+  EXPECT_NO_THROW(decoder_layer_forward(m.layers[0], m.config, rope, h, 1));
+  EXPECT_THROW(decoder_layer_forward(m.layers[0], m.config, rope, h, 2), Error);
+}
+
+TEST(Decoder, CacheLengthNotOffset_Error) {
+  const TinyModel m = testing::make_tiny_model(testing::tiny_config("llama", 32, 4, 2, 8), 25);
+  const RopeTables rope = make_rope_tables(m.config, 8, kCpu);
+  LayerKVCache cache;
+  decoder_layer_forward(m.layers[0], m.config, rope, at::zeros({1, 2, 32}), 0, &cache);
+  EXPECT_EQ(cache.length, 2);
+  EXPECT_THROW(decoder_layer_forward(m.layers[0], m.config, rope, at::zeros({1, 1, 32}), 3, &cache), Error);
+}
+
+TEST(Decoder, WrongHiddenSize_Error) {
+  const TinyModel m = testing::make_tiny_model(testing::tiny_config("llama", 32, 4, 2, 8), 26);
+  const RopeTables rope = make_rope_tables(m.config, 8, kCpu);
+  EXPECT_THROW(decoder_layer_forward(m.layers[0], m.config, rope, at::zeros({1, 2, 16})), Error);
+}
+
+TEST(Decoder, TokenOutsideVocabulary_ErrorNamingId) {
+  const TinyModel m = testing::make_tiny_model(testing::tiny_config("llama", 32, 4, 2, 8), 27);
+  const at::Tensor tokens = at::tensor({3, 40}, at::kLong).view({1, 2});
+  try {
+    embed_tokens(m.embedding, tokens);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("token id 40"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Decoder, ScratchEstimate_GrowsWithTokensAndCoversScores) {
+  const ModelConfig config = testing::tiny_config("llama", 32, 4, 2, 8);
+  const int64_t small = decoder_layer_scratch_bytes(config, 1, 16, 16, at::kFloat);
+  const int64_t large = decoder_layer_scratch_bytes(config, 1, 256, 256, at::kFloat);
+  EXPECT_GT(large, small);
+  EXPECT_GE(large, config.n_heads * 256 * 256 * 4);  // one full fp32 score matrix
+}
+
+}  // namespace
+}  // namespace pipeprune
