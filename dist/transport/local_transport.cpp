@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <mutex>
 #include <optional>
 
@@ -118,42 +119,51 @@ class LocalTransport final : public Transport {
   void send(const at::Tensor& tensor, int dst, const SendOptions& options) override {
     wire::check_peer("send", dst, rank_, size_);
     wire::check_tag(options.tag, rank_);
-    post_tensor(tensor, dst, options.tag);
+    post_tensor(tensor, {dst}, options.tag);
   }
 
   at::Tensor recv(int src, const RecvOptions& options) override {
     wire::check_peer("recv", src, rank_, size_);
     wire::check_tag(options.tag, rank_);
-    Message message = hub_->take(rank_, src, options.tag);
-    wire::check_expectation(message.header, options.expect, rank_, src);
-    return message.tensor.to(options.device);
+    wire::TensorHeader header;
+    at::Tensor tensor = take_tensor(src, options.tag, &header);
+    wire::check_expectation(header, options.expect, rank_, src);
+    return tensor.to(options.device);
   }
 
   at::Tensor broadcast(const at::Tensor& tensor, const BroadcastOptions& options) override {
     wire::check_root(options.root, rank_, size_);
     if (rank_ == options.root) {
-      for (int r = 0; r < size_; ++r) {
-        if (r != rank_) post_tensor(tensor, r, kCollectiveTag);
-      }
+      post_tensor(tensor, others(), kCollectiveTag);
       return tensor;
     }
-    return hub_->take(rank_, options.root, kCollectiveTag).tensor;
+    return take_tensor(options.root, kCollectiveTag);
   }
 
   std::vector<at::Tensor> all_gather(const at::Tensor& tensor) override {
-    for (int r = 0; r < size_; ++r) {
-      if (r != rank_) post_tensor(tensor, r, kCollectiveTag);
+    // Every peer's message is taken before any error is thrown, so no stale message is left to
+    // be mistaken for the next collective's.
+    std::exception_ptr failure;
+    try {
+      post_tensor(tensor, others(), kCollectiveTag);
+    } catch (...) {
+      failure = std::current_exception();
     }
+    std::vector<Message> messages(size_);
+    for (int r = 0; r < size_; ++r) {
+      if (r != rank_) messages[r] = hub_->take(rank_, r, kCollectiveTag);
+    }
+    if (failure) std::rethrow_exception(failure);
     std::vector<wire::TensorHeader> headers(size_);
     std::vector<at::Tensor> result(size_);
     for (int r = 0; r < size_; ++r) {
       if (r == rank_) {
         headers[r] = wire::make_header(tensor, kCollectiveTag, kUnusedChunk, rank_, -1);
-        result[r] = tensor.contiguous().clone();
+        result[r] = tensor.to(at::kCPU).contiguous().clone();
       } else {
-        Message message = hub_->take(rank_, r, kCollectiveTag);
-        headers[r] = message.header;
-        result[r] = std::move(message.tensor);
+        wire::validate_header(messages[r].header, rank_, r);
+        headers[r] = messages[r].header;
+        result[r] = std::move(messages[r].tensor);
       }
     }
     wire::check_same_dtype(headers, rank_);
@@ -187,14 +197,42 @@ class LocalTransport final : public Transport {
   void abort(int exit_code) override { hub_->abort(exit_code); }
 
  private:
-  void post_tensor(const at::Tensor& tensor, int dst, int tag) {
+  // Sends `tensor` to every rank in `dsts`. When it cannot be sent, every receiver gets a failed
+  // header (so it fails fast instead of waiting) and the error is rethrown here.
+  void post_tensor(const at::Tensor& tensor, const std::vector<int>& dsts, int tag) {
     Message message;
     message.src = rank_;
     message.tag = tag;
-    message.header = wire::make_header(tensor, tag, kUnusedChunk, rank_, dst);
-    // A private contiguous CPU copy, as if it had crossed a wire: the sender may reuse its tensor.
-    message.tensor = tensor.to(at::kCPU).contiguous().clone();
-    hub_->post(dst, std::move(message));
+    try {
+      message.header = wire::make_header(tensor, tag, kUnusedChunk, rank_, dsts.size() == 1 ? dsts[0] : -1);
+      // A private contiguous CPU copy, as if it had crossed a wire: the sender may reuse its tensor.
+      message.tensor = tensor.to(at::kCPU).contiguous().clone();
+    } catch (...) {
+      message.header = wire::failed_header();
+      message.tensor = at::Tensor();
+      for (int dst : dsts) hub_->post(dst, message);
+      throw;
+    }
+    for (size_t i = 0; i < dsts.size(); ++i) {
+      Message copy = message;
+      if (i > 0) copy.tensor = message.tensor.clone();  // receivers may modify what they get
+      hub_->post(dsts[i], std::move(copy));
+    }
+  }
+
+  at::Tensor take_tensor(int src, int tag, wire::TensorHeader* header = nullptr) {
+    Message message = hub_->take(rank_, src, tag);
+    wire::validate_header(message.header, rank_, src);
+    if (header != nullptr) *header = message.header;
+    return std::move(message.tensor);
+  }
+
+  std::vector<int> others() const {
+    std::vector<int> ranks;
+    for (int r = 0; r < size_; ++r) {
+      if (r != rank_) ranks.push_back(r);
+    }
+    return ranks;
   }
 
   void post_text(const std::string& text, int dst) {
