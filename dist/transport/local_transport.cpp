@@ -61,8 +61,8 @@ class LocalHub {
                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                         std::chrono::duration<double>(options_.recv_timeout_seconds));
     std::optional<Message> found;
+    // Messages posted before an abort are still delivered; only a wait that cannot end fails.
     auto match = [&] {
-      if (aborted_code() != 0) return true;
       for (auto it = box.messages.begin(); it != box.messages.end(); ++it) {
         if (it->src == src && it->tag == tag) {
           found = std::move(*it);
@@ -70,7 +70,7 @@ class LocalHub {
           return true;
         }
       }
-      return false;
+      return aborted_code() != 0;
     };
     bool woke = box.ready.wait_until(lock, deadline, match);
     if (found) return std::move(*found);
