@@ -4,7 +4,8 @@
 // decoder layer touches only that layer's pages. Every header field is validated before use
 // (header length cap, dtype x shape == byte range, offsets inside the data area, no overlap,
 // no integer overflow); a violation is a FormatError naming the file and the tensor.
-// Dtypes F32, F16 and BF16 only; any other dtype is a FormatError at open().
+// Unused bytes between tensors are tolerated (the safetensors library rejects them), overlaps
+// are not. Dtypes F32, F16 and BF16 only; any other dtype is a FormatError at open().
 // A checkpoint folder holds `model.safetensors` (preferred when both exist, as transformers
 // does) or `model.safetensors.index.json` and its shards.
 // Objects are immutable after open(): any thread may read concurrently. A SafetensorsFile
