@@ -211,6 +211,10 @@ at::Tensor decoder_layer_forward(const DecoderLayerWeights& weights, const Model
   PIPEPRUNE_CHECK(hidden.dim() == 3 && hidden.size(2) == config.hidden_size, Error,
                   "decoder layer " << weights.layer << ": input has shape " << hidden.sizes()
                                    << ", expected [batch, tokens, " << config.hidden_size << "]");
+  PIPEPRUNE_CHECK(hidden.scalar_type() == weights[LinearKind::kQ].weight.scalar_type(), Error,
+                  "decoder layer " << weights.layer << ": input is " << hidden.scalar_type() << " but the weights are "
+                                   << weights[LinearKind::kQ].weight.scalar_type()
+                                   << "; bring both to the compute dtype (to_compute())");
   const at::Tensor normed = rms_norm(hidden, weights.input_layernorm, config.rms_norm_eps);
   at::Tensor h = hidden + attention_block(weights, config, rope, normed, position_offset, cache, tap);
   const at::Tensor normed2 = rms_norm(h, weights.post_attention_layernorm, config.rms_norm_eps);

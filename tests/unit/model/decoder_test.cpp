@@ -240,10 +240,11 @@ TEST(Decoder, CacheLengthNotOffset_Error) {
   EXPECT_THROW(decoder_layer_forward(m.layers[0], m.config, rope, at::zeros({1, 1, 32}), 3, &cache), Error);
 }
 
-TEST(Decoder, WrongHiddenSize_Error) {
+TEST(Decoder, WrongHiddenSizeOrDtype_Error) {
   const TinyModel m = testing::make_tiny_model(testing::tiny_config("llama", 32, 4, 2, 8), 26);
   const RopeTables rope = make_rope_tables(m.config, 8, kCpu);
   EXPECT_THROW(decoder_layer_forward(m.layers[0], m.config, rope, at::zeros({1, 2, 16})), Error);
+  EXPECT_THROW(decoder_layer_forward(m.layers[0], m.config, rope, at::zeros({1, 2, 32}, at::kBFloat16)), Error);
 }
 
 TEST(Decoder, TokenOutsideVocabulary_ErrorNamingId) {
