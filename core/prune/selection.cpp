@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -13,13 +15,15 @@
 namespace pipeprune {
 namespace {
 
-// Ascending with NaN last, as torch.sort / kthvalue / topk(largest=false) order them.
-inline bool nan_last_less(float x, float y) {
-  return (!std::isnan(x) && std::isnan(y)) || x < y;
-}
-
-inline bool same_rank(float x, float t) {
-  return x == t || (std::isnan(x) && std::isnan(t));
+// An unsigned key ordered as torch.sort / kthvalue order floats (ascending, NaN last), equal
+// exactly for values that sort as ties (-0 == +0, every NaN alike). Selecting on integers
+// avoids the NaN branches of a float comparator.
+inline uint32_t order_key(float x) {
+  if (std::isnan(x)) return 0xFFFFFFFFu;
+  uint32_t bits = 0;
+  const float canonical = x + 0.0f;  // -0 -> +0
+  std::memcpy(&bits, &canonical, sizeof(bits));
+  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
 }
 
 at::Tensor host_floats(const at::Tensor& scores) {
@@ -43,10 +47,22 @@ at::Tensor sorted_value_at(const at::Tensor& scores, int64_t index) {
     // kthvalue keeps an index copy of the whole tensor; fine on a device, wasteful on the host.
     return std::get<0>(at::kthvalue(scores.flatten().to(at::kFloat), index + 1));
   }
-  at::Tensor copy = scores.to(at::kFloat).flatten().clone();
-  float* data = copy.data_ptr<float>();
-  std::nth_element(data, data + index, data + copy.numel(), nan_last_less);
-  return at::scalar_tensor(data[index], at::TensorOptions().dtype(at::kFloat));
+  const at::Tensor host = host_floats(scores);
+  const float* data = host.data_ptr<float>();
+  const int64_t numel = host.numel();
+  std::vector<uint32_t> keys(static_cast<size_t>(numel));
+  for (int64_t i = 0; i < numel; ++i) keys[i] = order_key(data[i]);
+  std::nth_element(keys.begin(), keys.begin() + index, keys.end());
+  // Any element with the selected key is the value at that sorted position.
+  const uint32_t target = keys[index];
+  float value = 0;
+  for (int64_t i = 0; i < numel; ++i) {
+    if (order_key(data[i]) == target) {
+      value = data[i];
+      break;
+    }
+  }
+  return at::scalar_tensor(value, at::TensorOptions().dtype(at::kFloat));
 }
 
 at::Tensor stable_lowest_per_row(const at::Tensor& scores, int64_t k) {
@@ -61,23 +77,23 @@ at::Tensor stable_lowest_per_row(const at::Tensor& scores, int64_t k) {
     const float* in = host.data_ptr<float>();
     bool* out = mask.data_ptr<bool>();
     for_each_row(rows, cols, [&](int64_t begin, int64_t end) {
-      std::vector<float> buffer(cols);
+      std::vector<uint32_t> keys(cols);
+      std::vector<uint32_t> buffer(cols);
       for (int64_t r = begin; r < end; ++r) {
         const float* row = in + r * cols;
         bool* row_mask = out + r * cols;
-        std::copy(row, row + cols, buffer.begin());
-        std::nth_element(buffer.begin(), buffer.begin() + (k - 1), buffer.end(), nan_last_less);
-        const float kth = buffer[k - 1];
+        for (int64_t j = 0; j < cols; ++j) keys[j] = order_key(row[j]);
+        buffer = keys;
+        std::nth_element(buffer.begin(), buffer.begin() + (k - 1), buffer.end());
+        const uint32_t kth = buffer[k - 1];
         int64_t below = 0;
-        for (int64_t j = 0; j < cols; ++j) below += nan_last_less(row[j], kth) ? 1 : 0;
-        int64_t ties_left = k - below;  // >= 1: the k-th value itself is one of its ties
+        for (int64_t j = 0; j < cols; ++j) below += keys[j] < kth ? 1 : 0;
+        // Ties of the k-th value go in column order, as a stable sort leaves them.
+        int64_t ties_left = k - below;
         for (int64_t j = 0; j < cols; ++j) {
-          if (nan_last_less(row[j], kth)) {
-            row_mask[j] = true;
-          } else if (ties_left > 0 && same_rank(row[j], kth)) {
-            row_mask[j] = true;
-            --ties_left;
-          }
+          const bool tie = keys[j] == kth && ties_left > 0;
+          ties_left -= tie ? 1 : 0;
+          row_mask[j] = keys[j] < kth || tie;
         }
       }
     });
@@ -108,13 +124,13 @@ at::Tensor topk_lowest_per_group(const at::Tensor& scores, int64_t n, int64_t m)
     for (int64_t r = begin; r < end; ++r) {
       for (int64_t g = 0; g < cols; g += m) {
         const float* group = in + r * cols + g;
+        bool* group_mask = out + r * cols + g;
         for (int64_t j = 0; j < m; ++j) queue[j] = Elem(group[j], j);
         if (use_partial_sort) {
           std::partial_sort(queue.begin(), queue.begin() + n, queue.end(), less);
         } else {
           std::nth_element(queue.begin(), queue.begin() + (n - 1), queue.end(), less);
         }
-        bool* group_mask = out + r * cols + g;
         for (int64_t j = 0; j < n; ++j) group_mask[queue[j].second] = true;
       }
     }

@@ -108,6 +108,21 @@ TEST(TopkLowestPerGroup, ManyTies_EqualsCpuTopk) {
   }
 }
 
+TEST(TopkLowestPerGroup, DistinctValuesNaNAndSignedZeros_EqualsCpuTopk) {
+  at::manual_seed(21);
+  at::Tensor scores = at::randn({64, 64});
+  // Sprinkle NaNs (topk ranks them largest) and signed zeros (a tie topk must break its way).
+  scores.view({-1}).index_put_({at::randint(0, 64 * 64, {40})},
+                               std::numeric_limits<float>::quiet_NaN());
+  scores.view({-1}).index_put_({at::randint(0, 64 * 64, {80})}, 0.f);
+  scores.view({-1}).index_put_({at::randint(0, 64 * 64, {80})}, -0.f);
+  for (const auto& [n, m] : std::vector<std::pair<int64_t, int64_t>>{
+           {2, 4}, {1, 4}, {3, 4}, {4, 8}, {1, 2}, {5, 8}, {8, 16}, {1, 64}}) {
+    EXPECT_TRUE(at::equal(topk_lowest_per_group(scores, n, m), reference_nm(scores, n, m)))
+        << n << ":" << m;
+  }
+}
+
 // Hand-checked against torch 1.13 CPU topk: ties do not simply go to the higher index.
 TEST(TopkLowestPerGroup, TwoOfFourTies_AsCpuTopk) {
   const at::Tensor scores =
