@@ -1,11 +1,59 @@
-// The pipeprune entry point: parses the command line and runs one subcommand.
+// The pipeprune entry point: parses the command line, runs one subcommand, and turns any
+// failure into one error line and a non-zero exit. Under mpirun, a failing rank removes its
+// temporary outputs and aborts the whole job so the other ranks never wait forever.
 #include <cstdio>
+#include <exception>
+#include <map>
+#include <string>
 
 #include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
+
+#include "core/common/error.h"
+#include "core/common/log.h"
+#include "dist/abort_cleanup.h"
+#include "launch/commands.h"
+#include "launch/common_options.h"
+
+namespace {
+
+int fail(const std::string& message) {
+  pipeprune::log::error("{}", message);
+  pipeprune::run_abort_cleanup();
+  pipeprune::Transport* transport = pipeprune::current_transport();
+  if (transport != nullptr && transport->size() > 1) transport->abort(1);
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"pipeprune: one-shot pruning of Llama-family models"};
+  CLI::App app{"pipeprune: one-shot pruning (magnitude, Wanda, SparseGPT) of Llama-family models,\n"
+               "on one CPU, one GPU, or a pipeline of ranks under mpirun"};
   app.require_subcommand(1);
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  app.set_version_flag("--version", "pipeprune 0.1.0");
+  std::map<std::string, pipeprune::CommandRunner> runners;
+  runners["prune"] = pipeprune::add_prune_command(app);
+  runners["eval"] = pipeprune::add_eval_command(app);
+  runners["generate"] = pipeprune::add_generate_command(app);
+  runners["plan"] = pipeprune::add_plan_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  int code = 1;
+  try {
+    for (const CLI::App* command : app.get_subcommands()) code = runners.at(command->get_name())();
+    pipeprune::release_environment();
+  } catch (const pipeprune::Error& e) {
+    return fail(e.what());
+  } catch (const c10::Error& e) {
+    return fail(std::string("internal tensor error: ") + e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    return fail("out of host memory; lower --nsamples/--seqlen or give the job more ranks or --max-memory");
+  } catch (const std::exception& e) {
+    return fail(std::string("unexpected error: ") + e.what());
+  }
+  return code;
 }

@@ -43,10 +43,21 @@ void write_file_atomic(const fs::path& path, const std::string& bytes) {
   PIPEPRUNE_CHECK(!ec, IoError, path.string() << ": cannot rename into place (" << ec.message() << ")");
 }
 
+namespace {
+fs::path without_trailing_slash(const fs::path& path) {
+  return path.has_filename() ? path : path.parent_path();
+}
+}  // namespace
+
+fs::path StagedDirectory::staging_path_for(const fs::path& target) {
+  const fs::path absolute = without_trailing_slash(fs::absolute(target));
+  return absolute.parent_path() / ("." + absolute.filename().string() + ".partial");
+}
+
 StagedDirectory::StagedDirectory(fs::path target, bool overwrite)
     : target_(std::move(target)), overwrite_(overwrite) {
   PIPEPRUNE_CHECK(!target_.empty(), ConfigError, "output folder path is empty");
-  if (target_.has_filename() == false) target_ = target_.parent_path();
+  target_ = without_trailing_slash(target_);
   PIPEPRUNE_CHECK(overwrite_ || !fs::exists(target_), IoError,
                   target_.string() << ": output folder already exists (choose another --output "
                                       "or pass --overwrite)");
@@ -54,8 +65,7 @@ StagedDirectory::StagedDirectory(fs::path target, bool overwrite)
   std::error_code ec;
   fs::create_directories(parent, ec);
   PIPEPRUNE_CHECK(!ec, IoError, parent.string() << ": cannot create folder (" << ec.message() << ")");
-  // A fixed name (not the pid) so every rank of a job derives the same staging folder.
-  staging_ = parent / ("." + target_.filename().string() + ".partial");
+  staging_ = staging_path_for(target_);
   fs::remove_all(staging_, ec);
   fs::create_directory(staging_, ec);
   PIPEPRUNE_CHECK(!ec, IoError, staging_.string() << ": cannot create temporary output folder ("

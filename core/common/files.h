@@ -28,6 +28,10 @@ class StagedDirectory {
   StagedDirectory(const StagedDirectory&) = delete;
   StagedDirectory& operator=(const StagedDirectory&) = delete;
 
+  // The temporary folder used for `target`: ".NAME.partial" beside it. Derived from the target
+  // alone, so every rank of a job computes the same path.
+  static fs::path staging_path_for(const fs::path& target);
+
   const fs::path& path() const { return staging_; }
   const fs::path& target() const { return target_; }
   void commit();

@@ -1,0 +1,88 @@
+#include "dist/eval_job.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <chrono>
+
+#include "core/common/error.h"
+#include "core/common/log.h"
+#include "core/common/progress.h"
+#include "core/data/perplexity.h"
+#include "core/data/text_source.h"
+#include "core/tokenizer/tokenizer.h"
+#include "dist/activation_exchange.h"
+#include "dist/stage_model.h"
+
+namespace pipeprune {
+namespace {
+
+// The first rank tokenizes and cuts the windows; every rank receives them (the last needs the
+// targets, the others the shapes).
+at::Tensor eval_windows(const StageContext& context, const EvalJobOptions& options, int64_t seqlen) {
+  at::Tensor windows;
+  std::string error;
+  if (context.is_first()) {
+    try {
+      const TextSource text = read_text_source(options.data);
+      std::string joined;
+      for (const auto& doc : text.documents) {
+        if (!joined.empty()) joined += "\n\n";
+        joined += doc;
+      }
+      PIPEPRUNE_CHECK(!joined.empty(), ConfigError, options.data.string() << ": evaluation text is empty");
+      const auto tokenizer = load_tokenizer(context.model_dir);
+      windows = make_eval_windows(tokenizer->encode_with_bos(joined), seqlen, options.max_chunks,
+                                  options.data.string());
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  }
+  // A bad file on the first rank becomes the same error on every rank, not a hang.
+  error = context.transport->broadcast_string(error, 0);
+  PIPEPRUNE_CHECK(error.empty(), ConfigError, error);
+  return context.transport->broadcast(windows, BroadcastOptions{0});
+}
+
+}  // namespace
+
+int64_t clamp_seqlen(int64_t seqlen, int64_t max_positions, const char* flag) {
+  PIPEPRUNE_CHECK(seqlen >= 2, ConfigError, flag << " must be at least 2 (got " << seqlen << ")");
+  if (seqlen > max_positions) {
+    log::warn("{} {} is longer than the model's context (max_position_embeddings {}); using {}", flag, seqlen,
+              max_positions, max_positions);
+    return max_positions;
+  }
+  return seqlen;
+}
+
+EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options) {
+  c10::InferenceMode inference_guard;
+  const auto start = std::chrono::steady_clock::now();
+  const StageContext context =
+      open_stage(transport, StageOptions{options.model_dir, options.device, options.compute_dtype, options.budget_bytes});
+  const int64_t seqlen = clamp_seqlen(options.seqlen, context.config.max_position_embeddings);
+  const at::Tensor windows = eval_windows(context, options, seqlen);
+  StageModel model(context, seqlen);
+  PerplexityAccumulator accumulator;
+  Progress progress("eval window", windows.size(0));
+  for (int64_t w = 0; w < windows.size(0); ++w) {
+    const at::Tensor tokens = windows.slice(0, w, w + 1);
+    const at::Tensor logits = model.pipeline_forward(tokens, kTagEvaluation);
+    if (context.is_last()) accumulator.add(logits, tokens);
+    progress.update(w + 1);
+  }
+  // The last rank holds the sums; every rank returns them.
+  at::Tensor sums = at::tensor({accumulator.total_nll(), static_cast<double>(accumulator.predictions())}, at::kDouble);
+  sums = transport.broadcast(sums, BroadcastOptions{context.world_size() - 1});
+  EvalResult result;
+  result.total_nll = sums[0].item<double>();
+  result.predictions = static_cast<int64_t>(sums[1].item<double>());
+  result.perplexity = std::exp(result.total_nll / static_cast<double>(result.predictions));
+  result.windows = windows.size(0);
+  result.seqlen = seqlen;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace pipeprune

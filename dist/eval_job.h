@@ -1,0 +1,41 @@
+// `pipeprune eval`: perplexity of a model over a text file, through the stage pipeline.
+// Recipe in core/data/perplexity.h. Collective: every rank calls run_eval_job.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+
+#include "dist/transport/transport.h"
+
+namespace pipeprune {
+
+struct EvalJobOptions {
+  std::filesystem::path model_dir;
+  std::filesystem::path data;
+  int64_t seqlen = 2048;
+  int64_t max_chunks = 0;  // 0: every window
+  c10::Device device = c10::Device(c10::kCPU);
+  c10::ScalarType compute_dtype = c10::ScalarType::Float;
+  std::optional<int64_t> budget_bytes;
+};
+
+struct EvalResult {
+  double perplexity = 0;
+  double total_nll = 0;
+  int64_t predictions = 0;
+  int64_t windows = 0;
+  int64_t seqlen = 0;
+  double seconds = 0;
+};
+
+// Returns the same result on every rank.
+EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options);
+
+// --seqlen clamped to the model's max_position_embeddings, with a warning naming the flag.
+int64_t clamp_seqlen(int64_t seqlen, int64_t max_positions, const char* flag = "--seqlen");
+
+}  // namespace pipeprune

@@ -1,0 +1,122 @@
+#include "dist/layer_pruning.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <chrono>
+
+#include "core/common/error.h"
+
+namespace pipeprune {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::vector<std::vector<LinearKind>> linear_groups(const LayerPruneOptions& options) {
+  if (options.true_sequential && options.calibration == CalibrationMode::kSequential) {
+    return {{LinearKind::kQ, LinearKind::kK, LinearKind::kV},
+            {LinearKind::kO},
+            {LinearKind::kGate, LinearKind::kUp},
+            {LinearKind::kDown}};
+  }
+  return {std::vector<LinearKind>(kAllLinears.begin(), kAllLinears.end())};
+}
+
+}  // namespace
+
+bool needs_activations(const PruneOptions& options) { return options.method != PruneMethod::kMagnitude; }
+
+LayerPruneSession::LayerPruneSession(DecoderLayerWeights& stored, const ModelConfig& config,
+                                     const RopeTables& rope, const LayerPruneOptions& options)
+    : stored_(stored), config_(config), rope_(rope), options_(options), groups_(linear_groups(options)) {
+  c10::InferenceMode inference_guard;
+  result_.layer = stored.layer;
+  for (LinearKind kind : kAllLinears) {
+    const auto shape = linear_shape(config, kind);
+    options.prune.pattern.check_columns(shape[1], layer_tensor_name(stored.layer, linear_name(kind)) + ".weight");
+  }
+  compute_ = to_compute(stored, options.device, options.compute_dtype);
+  tap_ = [this](LinearKind kind, const at::Tensor& input) {
+    auto& pruner = pruners_[static_cast<int>(kind)];
+    if (pruner) pruner->add_batch(input);
+  };
+  make_pruners();
+}
+
+LayerPruneSession::~LayerPruneSession() = default;
+
+bool LayerPruneSession::done() const { return group_ >= groups_.size(); }
+
+void LayerPruneSession::make_pruners() {
+  if (done()) return;
+  int64_t group_statistics = 0;
+  for (LinearKind kind : groups_[group_]) {
+    const auto shape = linear_shape(config_, kind);
+    auto pruner = make_linear_pruner(options_.prune, shape[0], shape[1], options_.device);
+    group_statistics += pruner->bytes_statistics();
+    pruners_[static_cast<int>(kind)] = std::move(pruner);
+  }
+  result_.bytes_statistics = std::max(result_.bytes_statistics, group_statistics);
+}
+
+at::Tensor LayerPruneSession::forward_and_collect(const at::Tensor& input) {
+  c10::InferenceMode inference_guard;
+  return decoder_layer_forward(compute_, config_, rope_, input, 0, nullptr, &tap_);
+}
+
+at::Tensor LayerPruneSession::forward(const at::Tensor& input) const {
+  c10::InferenceMode inference_guard;
+  return decoder_layer_forward(compute_, config_, rope_, input, 0, nullptr, nullptr);
+}
+
+void LayerPruneSession::prune_current_group() {
+  c10::InferenceMode inference_guard;
+  PIPEPRUNE_CHECK(!done(), Error, "layer " << stored_.layer << " is already pruned");
+  const auto group_start = Clock::now();
+  for (LinearKind kind : groups_[group_]) {
+    const auto start = Clock::now();
+    auto& pruner = pruners_[static_cast<int>(kind)];
+    Linear& stored_linear = stored_[kind];
+    at::Tensor weight = compute_[kind].weight.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
+    pruner->prune(weight);
+    pruner.reset();
+    stored_linear.weight = weight.to(at::kCPU).to(stored_linear.weight.scalar_type()).contiguous();
+    compute_[kind].weight = stored_linear.weight.to(options_.device, options_.compute_dtype);
+    LinearPruneResult& linear = result_.linears[static_cast<int>(kind)];
+    linear.numel = stored_linear.weight.numel();
+    linear.zeros = stored_linear.weight.eq(0).sum().item<int64_t>();
+    linear.seconds_mask = seconds_since(start);
+  }
+  result_.seconds_prune += seconds_since(group_start);
+  ++group_;
+  make_pruners();
+}
+
+LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const ModelConfig& config,
+                                        const RopeTables& rope, const ActivationStore* inputs,
+                                        ActivationStore* outputs, const LayerPruneOptions& options) {
+  const bool calibrated = needs_activations(options.prune);
+  PIPEPRUNE_CHECK(!calibrated || inputs != nullptr, Error,
+                  "layer " << stored.layer << ": " << prune_method_name(options.prune.method)
+                           << " needs calibration activations");
+  LayerPruneSession session(stored, config, rope, options);
+  while (!session.done()) {
+    if (calibrated) {
+      const auto start = Clock::now();
+      for (int64_t s = 0; s < inputs->size(); ++s) session.forward_and_collect(inputs->get(s));
+      session.add_stats_seconds(seconds_since(start));
+    }
+    session.prune_current_group();
+  }
+  if (calibrated && outputs != nullptr) {
+    const auto start = Clock::now();
+    for (int64_t s = 0; s < inputs->size(); ++s) outputs->put(s, session.forward(inputs->get(s)));
+    session.add_output_seconds(seconds_since(start));
+  }
+  return session.result();
+}
+
+}  // namespace pipeprune

@@ -1,0 +1,234 @@
+#include "dist/prune_job.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "core/common/error.h"
+#include "core/common/log.h"
+#include "core/common/progress.h"
+#include "core/memory/host_memory.h"
+#include "core/model/decoder.h"
+#include "core/tokenizer/tokenizer.h"
+#include "dist/activation_exchange.h"
+#include "dist/eval_job.h"
+#include "dist/model_writer.h"
+#include "dist/prune_report.h"
+#include "dist/stage_context.h"
+
+namespace pipeprune {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Test hook: PIPEPRUNE_TEST_FAIL_LAYER=N makes the rank that owns layer N throw in the middle
+// of that layer, so the fault tests can check that the whole job stops cleanly.
+void maybe_fail_for_test(int64_t layer) {
+  const char* value = std::getenv("PIPEPRUNE_TEST_FAIL_LAYER");
+  if (value != nullptr && std::atoll(value) == layer) {
+    PIPEPRUNE_FAIL(Error, "test hook PIPEPRUNE_TEST_FAIL_LAYER: failing in layer " << layer);
+  }
+}
+
+// The first rank draws the windows; every rank learns their shape (or the first rank's error).
+at::Tensor calibration_windows(const StageContext& context, const PruneJobOptions& options,
+                               CalibrationOptions calibration) {
+  Transport& transport = *context.transport;
+  at::Tensor windows;
+  std::string error;
+  if (context.is_first()) {
+    try {
+      const auto tokenizer = load_tokenizer(context.model_dir);
+      windows = load_calibration_tokens(calibration, *tokenizer, context.config.vocab_size);
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  }
+  error = transport.broadcast_string(error, 0);
+  PIPEPRUNE_CHECK(error.empty(), ConfigError, error);
+  at::Tensor shape = context.is_first() ? at::tensor({windows.size(0), windows.size(1)}, at::kLong)
+                                        : at::zeros({2}, at::kLong);
+  shape = transport.broadcast(shape, BroadcastOptions{0});
+  if (!context.is_first()) windows = at::empty({shape[0].item<int64_t>(), shape[1].item<int64_t>()}, at::kLong);
+  const int64_t seqlen = windows.size(1);
+  PIPEPRUNE_CHECK(seqlen <= context.config.max_position_embeddings, ConfigError,
+                  options.calibration.calib_tokens.string()
+                      << ": windows of " << seqlen << " tokens exceed the model's context ("
+                      << context.config.max_position_embeddings << ")");
+  return windows;  // real ids on the first rank, a tensor of the right shape elsewhere
+}
+
+// Activations entering this stage's first layer: embedded on the first rank, received otherwise.
+void stage_inputs(const StageContext& context, const at::Tensor& windows, ActivationStore& inputs) {
+  c10::InferenceMode inference_guard;
+  const std::vector<int64_t> shape{1, windows.size(1), context.config.hidden_size};
+  if (!context.is_first()) {
+    receive_activations(*context.transport, context.previous_rank(), shape, context.compute_dtype, context.device,
+                        kTagCalibration, inputs);
+    return;
+  }
+  const EmbeddingWeights embedding =
+      to_compute(load_embedding(context.checkpoint, context.config), context.device, context.compute_dtype);
+  for (int64_t s = 0; s < windows.size(0); ++s) {
+    inputs.put(s, embed_tokens(embedding, windows.slice(0, s, s + 1).to(context.device)).to(context.compute_dtype));
+  }
+}
+
+void log_layer_done(const LayerPruneResult& result, Progress& progress, int64_t done) {
+  int64_t zeros = 0;
+  int64_t numel = 0;
+  for (const auto& linear : result.linears) {
+    zeros += linear.zeros;
+    numel += linear.numel;
+  }
+  progress.update(done, fmt::format("layer {} sparsity {:.4f} (stats {:.2f}s, prune {:.2f}s, output {:.2f}s)",
+                                    result.layer, numel ? static_cast<double>(zeros) / numel : 0.0,
+                                    result.seconds_stats, result.seconds_prune, result.seconds_output));
+}
+
+std::vector<LayerPruneResult> prune_sequential(const StageContext& context, const PruneJobOptions& options,
+                                               const at::Tensor& windows, ModelWriter& writer) {
+  const bool calibrated = needs_activations(options.layer.prune);
+  const int64_t nsamples = calibrated ? windows.size(0) : 0;
+  auto inputs = make_memory_activation_store(nsamples);
+  auto outputs = make_memory_activation_store(nsamples);
+  std::unique_ptr<ActivationStore> sender;
+  if (calibrated) {
+    stage_inputs(context, windows, *inputs);
+    if (!context.is_last()) {
+      sender = std::make_unique<SendingActivationStore>(*context.transport, context.next_rank(), nsamples,
+                                                        kTagCalibration);
+    }
+  }
+  const RopeTables rope = make_rope_tables(context.config, calibrated ? windows.size(1) : 1, context.device);
+  std::vector<LayerPruneResult> results;
+  Progress progress(fmt::format("[rank {}] layer", context.rank()), context.stage.n_layers());
+  for (int64_t layer = context.stage.first_layer; layer < context.stage.end_layer; ++layer) {
+    DecoderLayerWeights stored = load_decoder_layer(context.checkpoint, context.config, layer);
+    const bool stage_last_layer = layer + 1 == context.stage.end_layer;
+    // The last layer of a stage streams its outputs to the next rank; of the model, drops them.
+    ActivationStore* out = nullptr;
+    if (calibrated) out = stage_last_layer ? sender.get() : outputs.get();
+    maybe_fail_for_test(layer);
+    results.push_back(prune_layer_sequential(stored, context.config, rope, calibrated ? inputs.get() : nullptr, out,
+                                             options.layer));
+    writer.write_layer(stored);
+    std::swap(inputs, outputs);
+    log_layer_done(results.back(), progress, layer - context.stage.first_layer + 1);
+  }
+  return results;
+}
+
+// Dense calibration: every owned layer sees dense activations, so each sample runs through all
+// of this stage's layers at once and moves on to the next rank while the next sample starts.
+std::vector<LayerPruneResult> prune_dense(const StageContext& context, const PruneJobOptions& options,
+                                          const at::Tensor& windows, ModelWriter& writer) {
+  const bool calibrated = needs_activations(options.layer.prune);
+  const RopeTables rope = make_rope_tables(context.config, calibrated ? windows.size(1) : 1, context.device);
+  std::vector<DecoderLayerWeights> stored;
+  for (int64_t layer = context.stage.first_layer; layer < context.stage.end_layer; ++layer) {
+    stored.push_back(load_decoder_layer(context.checkpoint, context.config, layer));
+  }
+  std::vector<std::unique_ptr<LayerPruneSession>> sessions;
+  for (auto& layer : stored) {
+    sessions.push_back(std::make_unique<LayerPruneSession>(layer, context.config, rope, options.layer));
+  }
+  if (calibrated) {
+    auto inputs = make_memory_activation_store(1);
+    const std::vector<int64_t> shape{1, windows.size(1), context.config.hidden_size};
+    std::unique_ptr<EmbeddingWeights> embedding;
+    if (context.is_first()) {
+      embedding = std::make_unique<EmbeddingWeights>(
+          to_compute(load_embedding(context.checkpoint, context.config), context.device, context.compute_dtype));
+    }
+    Progress progress(fmt::format("[rank {}] dense stats pass, sample", context.rank()), windows.size(0));
+    for (int64_t s = 0; s < windows.size(0); ++s) {
+      c10::InferenceMode inference_guard;
+      at::Tensor hidden;
+      if (context.is_first()) {
+        hidden = embed_tokens(*embedding, windows.slice(0, s, s + 1).to(context.device)).to(context.compute_dtype);
+      } else {
+        RecvOptions recv{kTagCalibration, TensorExpectation{context.compute_dtype, shape}, context.device};
+        hidden = context.transport->recv(context.previous_rank(), recv);
+      }
+      for (auto& session : sessions) {
+        const auto start = Clock::now();
+        hidden = session->forward_and_collect(hidden);
+        session->add_stats_seconds(std::chrono::duration<double>(Clock::now() - start).count());
+      }
+      if (!context.is_last()) context.transport->send(hidden, context.next_rank(), SendOptions{kTagCalibration});
+      progress.update(s + 1);
+    }
+  }
+  std::vector<LayerPruneResult> results;
+  Progress progress(fmt::format("[rank {}] layer", context.rank()), context.stage.n_layers());
+  for (size_t i = 0; i < sessions.size(); ++i) {
+    maybe_fail_for_test(stored[i].layer);
+    while (!sessions[i]->done()) sessions[i]->prune_current_group();
+    writer.write_layer(stored[i]);
+    results.push_back(sessions[i]->result());
+    log_layer_done(results.back(), progress, static_cast<int64_t>(i) + 1);
+  }
+  return results;
+}
+
+std::optional<double> evaluate(Transport& transport, const PruneJobOptions& options, int64_t seqlen,
+                               const std::filesystem::path& model_dir, const char* what) {
+  EvalJobOptions eval;
+  eval.model_dir = model_dir;
+  eval.data = options.eval_data;
+  eval.seqlen = seqlen;
+  eval.max_chunks = options.eval_max_chunks;
+  eval.device = options.layer.device;
+  eval.compute_dtype = options.layer.compute_dtype;
+  eval.budget_bytes = options.budget_bytes;
+  try {
+    const EvalResult result = run_eval_job(transport, eval);
+    log::info("perplexity of the {} model on {}: {:.4f} ({} windows of {} tokens)", what,
+              options.eval_data.string(), result.perplexity, result.windows, result.seqlen);
+    return result.perplexity;
+  } catch (const Error& e) {
+    log::warn("evaluation of the {} model failed: {}", what, e.what());
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& options) {
+  const auto start = Clock::now();
+  PruneJobResult result;
+  const StageContext context =
+      open_stage(transport, StageOptions{options.model_dir, options.layer.device, options.layer.compute_dtype,
+                                         options.budget_bytes});
+  log::info("stage plan ({} rank{}):\n{}", context.world_size(), context.world_size() > 1 ? "s" : "",
+            format_stage_plan(context.plan));
+  CalibrationOptions calibration = options.calibration;
+  calibration.seqlen = clamp_seqlen(calibration.seqlen, context.config.max_position_embeddings);
+  const bool calibrated = needs_activations(options.layer.prune);
+  const at::Tensor windows = calibrated ? calibration_windows(context, options, calibration) : at::Tensor();
+  if (options.eval_dense && !options.eval_data.empty()) {
+    result.perplexity_dense = evaluate(transport, options, calibration.seqlen, options.model_dir, "dense");
+  }
+  ModelWriter writer(context.checkpoint, ModelWriterOptions{options.output, options.overwrite, options.max_shard_bytes},
+                     transport);
+  writer.begin();
+  const std::vector<LayerPruneResult> layers = options.layer.calibration == CalibrationMode::kDense
+                                                   ? prune_dense(context, options, windows, writer)
+                                                   : prune_sequential(context, options, windows, writer);
+  writer.finish();
+  PruneReport report = gather_prune_report(context, options, windows, layers);
+  result.overall_sparsity = report.overall_sparsity();
+  log::info("overall sparsity of the pruned linears: {:.4f}", result.overall_sparsity);
+  if (!options.eval_data.empty()) result.perplexity_pruned = evaluate(transport, options, calibration.seqlen, options.output, "pruned");
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  report.perplexity_dense = result.perplexity_dense;
+  report.perplexity_pruned = result.perplexity_pruned;
+  report.seconds_total = result.seconds;
+  if (!options.report.empty()) write_prune_report(context, report, options.report);
+  return result;
+}
+
+}  // namespace pipeprune

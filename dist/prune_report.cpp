@@ -1,0 +1,94 @@
+#include "dist/prune_report.h"
+
+#include "core/common/files.h"
+#include "core/memory/host_memory.h"
+#include "core/model/layer_weights.h"
+#include "dist/prune_job.h"
+
+namespace pipeprune {
+
+nlohmann::json layer_result_json(const LayerPruneResult& result, int rank) {
+  nlohmann::json linears = nlohmann::json::object();
+  for (LinearKind kind : kAllLinears) {
+    const LinearPruneResult& linear = result.linears[static_cast<int>(kind)];
+    linears[linear_short_name(kind)] = {
+        {"numel", linear.numel},
+        {"zeros", linear.zeros},
+        {"sparsity", linear.numel ? static_cast<double>(linear.zeros) / static_cast<double>(linear.numel) : 0.0},
+        {"seconds_mask", linear.seconds_mask}};
+  }
+  return {{"layer", result.layer},
+          {"rank", rank},
+          {"seconds_stats", result.seconds_stats},
+          {"seconds_prune", result.seconds_prune},
+          {"seconds_output", result.seconds_output},
+          {"bytes_statistics", result.bytes_statistics},
+          {"linears", linears}};
+}
+
+double PruneReport::overall_sparsity() const {
+  double zeros = 0;
+  double numel = 0;
+  for (const auto& layer : layers) {
+    for (const auto& [name, linear] : layer["linears"].items()) {
+      zeros += linear["zeros"].get<double>();
+      numel += linear["numel"].get<double>();
+    }
+  }
+  return numel > 0 ? zeros / numel : 0.0;
+}
+
+nlohmann::json PruneReport::to_json() const {
+  nlohmann::json out = settings;
+  out["layers"] = layers;
+  out["overall_sparsity"] = overall_sparsity();
+  out["perplexity"] = {{"dense", perplexity_dense ? nlohmann::json(*perplexity_dense) : nlohmann::json()},
+                       {"pruned", perplexity_pruned ? nlohmann::json(*perplexity_pruned) : nlohmann::json()}};
+  out["ranks"] = ranks;
+  out["seconds_total"] = seconds_total;
+  return out;
+}
+
+PruneReport gather_prune_report(const StageContext& context, const PruneJobOptions& options,
+                                const at::Tensor& windows, const std::vector<LayerPruneResult>& layers) {
+  PruneReport report;
+  const PruneOptions& prune = options.layer.prune;
+  report.settings = {
+      {"model", options.model_dir.string()},
+      {"output", options.output.string()},
+      {"method", prune_method_name(prune.method)},
+      {"pattern", prune.pattern.to_string()},
+      {"sparsity", prune.pattern.sparsity},
+      {"use_variant", prune.use_variant},
+      {"true_sequential", options.layer.true_sequential},
+      {"calibration", options.layer.calibration == CalibrationMode::kDense ? "dense" : "sequential"},
+      {"blocksize", prune.blocksize},
+      {"percdamp", prune.percdamp},
+      {"nsamples", windows.defined() ? windows.size(0) : 0},
+      {"seqlen", windows.defined() ? windows.size(1) : 0},
+      {"seed", options.calibration.seed},
+      {"world_size", context.world_size()},
+      {"device", context.device.str()}};
+  nlohmann::json mine = nlohmann::json::array();
+  for (const auto& layer : layers) mine.push_back(layer_result_json(layer, context.rank()));
+  const nlohmann::json memory = {{"rank", context.rank()},
+                                 {"host", context.stage.host},
+                                 {"device", context.stage.device},
+                                 {"layers", {context.stage.first_layer, context.stage.end_layer}},
+                                 {"bytes_weights", context.stage.bytes_weights},
+                                 {"peak_rss_bytes", process_peak_rss_bytes()}};
+  const auto all_layers = context.transport->all_gather_string(mine.dump());
+  const auto all_memory = context.transport->all_gather_string(memory.dump());
+  for (const auto& text : all_layers) {
+    for (const auto& layer : nlohmann::json::parse(text)) report.layers.push_back(layer);
+  }
+  for (const auto& text : all_memory) report.ranks.push_back(nlohmann::json::parse(text));
+  return report;
+}
+
+void write_prune_report(const StageContext& context, const PruneReport& report, const std::filesystem::path& path) {
+  if (!context.is_first()) return;
+  write_file_atomic(path, report.to_json().dump(2) + "\n");
+}
+
+}  // namespace pipeprune

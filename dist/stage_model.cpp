@@ -1,0 +1,54 @@
+#include "dist/stage_model.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include "core/common/error.h"
+
+namespace pipeprune {
+
+StageModel::StageModel(const StageContext& context, int64_t max_positions) : context_(context) {
+  c10::InferenceMode inference_guard;
+  const ModelConfig& config = context.config;
+  rope_ = make_rope_tables(config, max_positions, context.device);
+  if (context.is_first()) {
+    embedding_ = to_compute(load_embedding(context.checkpoint, config), context.device, context.compute_dtype);
+  }
+  for (int64_t l = context.stage.first_layer; l < context.stage.end_layer; ++l) {
+    layers_.push_back(to_compute(load_decoder_layer(context.checkpoint, config, l), context.device,
+                                 context.compute_dtype));
+  }
+  if (context.is_last()) {
+    head_ = to_compute(load_head(context.checkpoint, config), context.device, context.compute_dtype);
+  }
+}
+
+std::vector<LayerKVCache> StageModel::make_caches() const { return std::vector<LayerKVCache>(layers_.size()); }
+
+at::Tensor StageModel::pipeline_forward(const at::Tensor& tokens, int tag, std::vector<LayerKVCache>* caches) {
+  c10::InferenceMode inference_guard;
+  Transport& transport = *context_.transport;
+  const int64_t position_offset = (caches && !caches->empty()) ? (*caches)[0].length : 0;
+  at::Tensor hidden;
+  if (context_.is_first()) {
+    hidden = embed_tokens(embedding_, tokens.to(context_.device)).to(context_.compute_dtype);
+  } else {
+    RecvOptions options;
+    options.tag = tag;
+    options.expect.dtype = context_.compute_dtype;
+    options.expect.shape = std::vector<int64_t>{tokens.size(0), tokens.size(1), context_.config.hidden_size};
+    options.device = context_.device;
+    hidden = transport.recv(context_.previous_rank(), options);
+  }
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    LayerKVCache* cache = caches ? &(*caches)[i] : nullptr;
+    hidden = decoder_layer_forward(layers_[i], context_.config, rope_, hidden, position_offset, cache);
+  }
+  if (!context_.is_last()) {
+    transport.send(hidden, context_.next_rank(), SendOptions{tag});
+    return at::Tensor();
+  }
+  return head_forward(head_, context_.config, hidden);
+}
+
+}  // namespace pipeprune

@@ -1,0 +1,55 @@
+// `pipeprune eval`: perplexity of a model over a text file.
+#include <cstdio>
+#include <memory>
+
+#include "core/common/log.h"
+#include "dist/eval_job.h"
+#include "launch/commands.h"
+#include "launch/common_options.h"
+
+namespace pipeprune {
+namespace {
+
+struct EvalCli {
+  CommonOptions common;
+  std::string model;
+  std::string data;
+  int64_t seqlen = 2048;
+  int64_t max_chunks = 0;
+};
+
+int run(const EvalCli& cli) {
+  RunEnvironment env = make_environment(cli.common);
+  EvalJobOptions job;
+  job.model_dir = cli.model;
+  job.data = cli.data;
+  job.seqlen = cli.seqlen;
+  job.max_chunks = cli.max_chunks;
+  job.device = env.device;
+  job.compute_dtype = env.compute_dtype;
+  job.budget_bytes = env.budget_bytes;
+  const EvalResult result = run_eval_job(*env.transport, job);
+  if (env.transport->rank() == 0) {
+    std::printf("perplexity %.6f (%lld windows of %lld tokens, %lld predictions, %.1fs)\n", result.perplexity,
+                static_cast<long long>(result.windows), static_cast<long long>(result.seqlen),
+                static_cast<long long>(result.predictions), result.seconds);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace
+
+CommandRunner add_eval_command(CLI::App& app) {
+  auto cli = std::make_shared<EvalCli>();
+  CLI::App* command = app.add_subcommand("eval", "perplexity over a text file (Wanda/SparseGPT recipe)");
+  command->set_config("--config", "", "read options from a TOML file");
+  command->add_option("--model", cli->model, "Hugging Face checkpoint folder")->required();
+  command->add_option("--data", cli->data, "UTF-8 text file (or JSON lines with a \"text\" field)")->required();
+  command->add_option("--seqlen", cli->seqlen, "tokens per window (clamped to the model's context)")->capture_default_str();
+  command->add_option("--max-chunks", cli->max_chunks, "evaluate at most N windows (0: all)")->capture_default_str();
+  add_common_options(*command, cli->common);
+  return [cli] { return run(*cli); };
+}
+
+}  // namespace pipeprune

@@ -1,0 +1,120 @@
+// `pipeprune prune`: options, Wanda-compatible aliases, TOML config, and the call into the job.
+#include <memory>
+
+#include "core/common/error.h"
+#include "core/common/log.h"
+#include "core/memory/host_memory.h"
+#include "dist/prune_job.h"
+#include "launch/commands.h"
+#include "launch/common_options.h"
+
+namespace pipeprune {
+namespace {
+
+struct PruneCli {
+  CommonOptions common;
+  std::string model;
+  std::string output;
+  std::string method = "wanda";
+  double sparsity = 0.5;
+  std::string pattern = "unstructured";
+  std::string calib_data;
+  std::string calib_tokens;
+  int64_t nsamples = 128;
+  int64_t seqlen = 2048;
+  uint64_t seed = 0;
+  bool use_variant = false;
+  bool true_sequential = false;
+  int64_t blocksize = 128;
+  double percdamp = 0.01;
+  std::string calibration = "sequential";
+  std::string eval_data;
+  int64_t eval_max_chunks = 0;
+  bool eval_dense = false;
+  std::string report;
+  bool overwrite = false;
+  std::string max_shard_size;
+  CLI::Option* nsamples_option = nullptr;
+  CLI::Option* seqlen_option = nullptr;
+};
+
+int run(const PruneCli& cli) {
+  PruneJobOptions job;
+  job.model_dir = cli.model;
+  job.output = cli.output;
+  job.overwrite = cli.overwrite;
+  job.layer.prune.method = parse_prune_method(cli.method);
+  PIPEPRUNE_CHECK(cli.sparsity >= 0.0 && cli.sparsity < 1.0, ConfigError,
+                  "--sparsity must be in [0, 1) (got " << cli.sparsity << ")");
+  job.layer.prune.pattern = SparsityPattern::parse(cli.pattern, cli.sparsity);
+  job.layer.prune.use_variant = cli.use_variant;
+  PIPEPRUNE_CHECK(!cli.use_variant || !job.layer.prune.pattern.is_nm(), ConfigError,
+                  "--use-variant applies to unstructured sparsity only; drop it or use --pattern unstructured");
+  PIPEPRUNE_CHECK(cli.blocksize >= 1, ConfigError, "--blocksize must be >= 1 (got " << cli.blocksize << ")");
+  PIPEPRUNE_CHECK(cli.percdamp >= 0.0, ConfigError, "--percdamp must be >= 0 (got " << cli.percdamp << ")");
+  job.layer.prune.blocksize = cli.blocksize;
+  job.layer.prune.percdamp = cli.percdamp;
+  job.layer.true_sequential = cli.true_sequential;
+  PIPEPRUNE_CHECK(cli.calibration == "sequential" || cli.calibration == "dense", ConfigError,
+                  "--calibration must be sequential or dense (got '" << cli.calibration << "')");
+  job.layer.calibration = cli.calibration == "dense" ? CalibrationMode::kDense : CalibrationMode::kSequential;
+  job.calibration.calib_data = cli.calib_data;
+  job.calibration.calib_tokens = cli.calib_tokens;
+  job.calibration.nsamples = cli.nsamples;
+  job.calibration.seqlen = cli.seqlen;
+  job.calibration.seed = cli.seed;
+  job.calibration.nsamples_given = cli.nsamples_option->count() > 0;
+  job.calibration.seqlen_given = cli.seqlen_option->count() > 0;
+  PIPEPRUNE_CHECK(cli.nsamples >= 1, ConfigError, "--nsamples must be at least 1 (got " << cli.nsamples << ")");
+  PIPEPRUNE_CHECK(cli.seqlen >= 2, ConfigError, "--seqlen must be at least 2 (got " << cli.seqlen << ")");
+  if (!cli.max_shard_size.empty()) job.max_shard_bytes = parse_bytes(cli.max_shard_size, "--max-shard-size");
+  job.eval_data = cli.eval_data;
+  job.eval_max_chunks = cli.eval_max_chunks;
+  job.eval_dense = cli.eval_dense;
+  job.report = cli.report;
+
+  RunEnvironment env = make_environment(cli.common);
+  job.layer.device = env.device;
+  job.layer.compute_dtype = env.compute_dtype;
+  job.budget_bytes = env.budget_bytes;
+  const PruneJobResult result = run_prune_job(*env.transport, job);
+  log::info("done in {:.1f}s", result.seconds);
+  return 0;
+}
+
+}  // namespace
+
+CommandRunner add_prune_command(CLI::App& app) {
+  auto cli = std::make_shared<PruneCli>();
+  CLI::App* command = app.add_subcommand("prune", "prune a model and save it in Hugging Face format");
+  command->set_config("--config", "", "read options from a TOML file (keys are the long option names)");
+  command->add_option("--model", cli->model, "Hugging Face checkpoint folder")->required();
+  command->add_option("--output,--save_model", cli->output, "folder for the pruned model (must not exist)")->required();
+  command->add_option("--method,--prune_method", cli->method, "magnitude, wanda or sparsegpt")->capture_default_str();
+  command->add_option("--sparsity,--sparsity_ratio", cli->sparsity, "fraction pruned (unstructured)")
+      ->capture_default_str();
+  command->add_option("--pattern,--sparsity_type", cli->pattern, "unstructured or N:M (2:4, 4:8, ...)")
+      ->capture_default_str();
+  command->add_option("--calib-data", cli->calib_data, "calibration text, or JSON lines with a \"text\" field");
+  command->add_option("--calib-tokens", cli->calib_tokens, "exact calibration windows, .npy int32/int64 [nsamples, seqlen]");
+  cli->nsamples_option = command->add_option("--nsamples", cli->nsamples, "calibration samples")->capture_default_str();
+  cli->seqlen_option = command->add_option("--seqlen", cli->seqlen, "tokens per calibration window (clamped to the model's context)")
+                           ->capture_default_str();
+  command->add_option("--seed", cli->seed, "seed of the calibration sampling")->capture_default_str();
+  command->add_flag("--use-variant,--use_variant", cli->use_variant, "Wanda's variant: per-row alpha by bisection");
+  command->add_flag("--true-sequential", cli->true_sequential, "prune [q,k,v] -> [o] -> [gate,up] -> [down] with a forward between groups");
+  command->add_option("--blocksize", cli->blocksize, "SparseGPT column block size")->capture_default_str();
+  command->add_option("--percdamp", cli->percdamp, "SparseGPT damping, fraction of mean(diag H)")->capture_default_str();
+  command->add_option("--calibration", cli->calibration, "sequential (default) or dense (all ranks in parallel)")
+      ->capture_default_str();
+  command->add_option("--eval-data", cli->eval_data, "text to report the pruned model's perplexity on");
+  command->add_option("--eval-max-chunks", cli->eval_max_chunks, "evaluate at most N windows (0: all)")->capture_default_str();
+  command->add_flag("--eval-dense", cli->eval_dense, "also report the input model's perplexity (before pruning)");
+  command->add_option("--report", cli->report, "write a JSON report here");
+  command->add_flag("--overwrite", cli->overwrite, "replace the output folder if it exists");
+  command->add_option("--max-shard-size", cli->max_shard_size, "re-shard the output (e.g. 5GB); default: shard like the input");
+  add_common_options(*command, cli->common);
+  return [cli] { return run(*cli); };
+}
+
+}  // namespace pipeprune

@@ -1,0 +1,108 @@
+#include "launch/common_options.h"
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+
+#include <thread>
+
+#include "core/common/error.h"
+#include "core/common/log.h"
+#include "dist/budget.h"
+
+namespace pipeprune {
+namespace {
+
+std::unique_ptr<Transport> g_transport;
+
+// OpenBLAS keeps its own thread pool (it ignores at::set_num_threads); set it too when the
+// BLAS in use is OpenBLAS.
+void set_blas_threads(int threads) {
+  using SetThreads = void (*)(int);
+  if (auto* set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
+}
+
+int local_rank_and_size(int* local_size) {
+  const char* rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+  const char* size = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (!rank) rank = std::getenv("SLURM_LOCALID");
+  if (!size) size = std::getenv("SLURM_NTASKS_PER_NODE");
+  *local_size = size ? std::max(1, std::atoi(size)) : 1;
+  return rank ? std::atoi(rank) : 0;
+}
+
+c10::Device resolve_device(const std::string& name, int local_rank) {
+  const bool cuda_available = at::hasCUDA();
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  if (name == "auto") {
+    return cuda_available ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank)) : c10::Device(c10::kCPU);
+  }
+  if (name.rfind("cuda", 0) == 0) {
+    PIPEPRUNE_CHECK(cuda_available, ConfigError,
+                    "--device " << name << ": this LibTorch build has no CUDA support or no GPU is visible; "
+                                           "use --device cpu");
+    if (name == "cuda") return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+    return c10::Device(name);
+  }
+  PIPEPRUNE_FAIL(ConfigError, "--device: unknown device '" << name << "' (use cpu, cuda, cuda:N or auto)");
+}
+
+c10::ScalarType resolve_compute_dtype(const std::string& name) {
+  if (name == "fp32" || name == "float32") return c10::ScalarType::Float;
+  if (name == "bf16" || name == "bfloat16") return c10::ScalarType::BFloat16;
+  if (name == "fp16" || name == "float16") return c10::ScalarType::Half;
+  PIPEPRUNE_FAIL(ConfigError, "--compute-dtype: unknown dtype '" << name << "' (use fp32, bf16 or fp16)");
+}
+
+}  // namespace
+
+void add_common_options(CLI::App& command, CommonOptions& options) {
+  command.add_option("--device", options.device, "cpu, cuda, cuda:N or auto (cuda when available)")
+      ->capture_default_str();
+  command.add_option("--compute-dtype", options.compute_dtype,
+                     "dtype of the forward passes: fp32 (default; fp16 matmul does not exist on CPU) or bf16")
+      ->capture_default_str();
+  command.add_option("--transport", options.transport, "auto, local, mpi or nccl")->capture_default_str();
+  command.add_option("--max-memory", options.max_memory,
+                     "memory budget, e.g. cuda=70GiB,cpu=100GiB or per rank 0:cuda=40GiB,1:cpu=8GiB");
+  command.add_option("--threads", options.threads, "compute threads per rank (default: this rank's share of the cores)");
+  command.add_flag("--quiet,-q", options.quiet, "print warnings and errors only");
+  command.add_flag("--verbose", options.verbose, "print info lines from every rank and debug lines");
+}
+
+RunEnvironment make_environment(const CommonOptions& options) {
+  RunEnvironment env;
+  log::set_quiet(options.quiet);
+  log::set_debug(options.verbose);
+  log::set_all_ranks_verbose(options.verbose);
+  int local_size = 1;
+  const int local_rank = local_rank_and_size(&local_size);
+  env.device = resolve_device(options.device, local_rank);
+  env.compute_dtype = resolve_compute_dtype(options.compute_dtype);
+  TransportOptions transport_options;
+  transport_options.kind = parse_transport_kind(options.transport);
+  transport_options.device = env.device;
+  if (!g_transport) g_transport = create_transport(transport_options);
+  env.transport = g_transport.get();
+  log::set_rank(env.transport->rank(), env.transport->size());
+  PIPEPRUNE_CHECK(options.threads >= 0, ConfigError, "--threads must be >= 0");
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Default: OMP_NUM_THREADS when the environment sets it (as schedulers and our tests do),
+  // else this rank's share of the cores.
+  const char* omp_threads = std::getenv("OMP_NUM_THREADS");
+  int threads = std::max(1, cores / std::max(1, local_size));
+  if (omp_threads != nullptr && std::atoi(omp_threads) > 0) threads = std::atoi(omp_threads);
+  if (options.threads > 0) threads = options.threads;
+  at::set_num_threads(threads);
+  set_blas_threads(threads);
+  if (!options.max_memory.empty()) {
+    env.budget_bytes = budget_from_spec(options.max_memory, env.transport->rank(), env.device.type());
+  }
+  return env;
+}
+
+Transport* current_transport() { return g_transport.get(); }
+
+void release_environment() { g_transport.reset(); }
+
+}  // namespace pipeprune

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs pipeprune's build and test dependencies from Debian 12's archive, skipping the
+# download when every package is already present. Run as root (or with sudo available).
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config ccache
+  libtorch-dev libopenblas0-pthread
+  libopenmpi-dev openmpi-bin
+  libhdf5-dev libcli11-dev libgtest-dev libgmock-dev nlohmann-json3-dev
+  libpcre2-dev libsentencepiece-dev libutf8proc-dev libfmt-dev libbenchmark-dev
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "pipeprune: all dependencies are installed"
+  exit 0
+fi
+
+echo "pipeprune: installing ${missing[*]}"
+run_as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "pipeprune: run as root (or install sudo) to install: ${missing[*]}" >&2; exit 1; }
+  run_as_root=(sudo)
+fi
+"${run_as_root[@]}" apt-get update -q
+DEBIAN_FRONTEND=noninteractive "${run_as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds pipeprune with its tests, and runs every test (unit and
+# multi-rank MPI tests) with ctest.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/install_deps.sh"
+bash "$root/scripts/build.sh"
+build_dir="${PIPEPRUNE_BUILD_DIR:-$root/build}"
+# mpirun refuses root without these; the container has no shared-memory single-copy support.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
+cd "$build_dir"
+ctest --output-on-failure -j "$(nproc)" "$@"
