@@ -6,9 +6,11 @@ namespace pipeprune {
 
 // Why windows: decoders treat the first token of a decode specially (SentencePiece strips its
 // leading space; Metaspace drops its "▁"), so new text is the difference between decoding
-// ids_[prefix_:] and ids_[prefix_:read_] -- both start with the same token. The window start
-// only moves past ids whose text was visible (so that first token is the same one a full
-// decode sees) and never into a run of byte pieces or an unfinished UTF-8 character.
+// ids_[prefix_:] and ids_[prefix_:read_] -- both start with the same first visible token, so
+// the special treatment cancels out. The window start moves to the ids printed last time:
+// they always hold the non-special id whose text was printed, and they end outside any run
+// of byte pieces and outside any unfinished UTF-8 character, so nothing before the window
+// can change the text inside it.
 
 std::optional<std::string> StreamingDecoder::pending_text(bool final) const {
   const auto begin = ids_.begin() + static_cast<std::ptrdiff_t>(prefix_);
@@ -34,8 +36,7 @@ std::string StreamingDecoder::push(int64_t id) {
   if (tokenizer_.is_byte_piece(id)) return {};
   std::optional<std::string> text = pending_text(/*final=*/false);
   if (!text) return {};
-  const auto read = ids_.begin() + static_cast<std::ptrdiff_t>(read_);
-  if (!tokenizer_.decode({read, ids_.end()}).empty()) prefix_ = read_;
+  prefix_ = read_;
   read_ = ids_.size();
   return std::move(*text);
 }
