@@ -12,23 +12,28 @@
 namespace pipeprune {
 namespace {
 
-struct AlphaMask {
-  at::Tensor mask;
-  at::Tensor sparsity;  // 0-dim float, as the reference measures it
+// return_given_alpha of the reference for one alpha, without its full-matrix passes: rows of
+// non-negative scores are sorted, so their cumsums are non-decreasing, and "how many entries
+// are <= t" is a binary search. Same thresholds, counts and fp32 sparsity as the reference.
+struct AlphaStep {
+  at::Tensor thres;     // [rows, 1] the row's threshold score
+  at::Tensor count;     // [rows, 1] how many sorted prefixes fit under alpha * row sum
+  at::Tensor sparsity;  // 0-dim float: pruned / numel, as the reference divides
 };
 
-// return_given_alpha of the reference, with the same ops in the same order and dtypes.
-AlphaMask mask_for_alpha(double alpha, const at::Tensor& sorted, const at::Tensor& metric,
-                         const at::Tensor& cumsum, const at::Tensor& row_sum) {
-  const at::Tensor thres_cumsum = at::mul(row_sum, alpha);
-  const at::Tensor sort_mask = at::le(cumsum, thres_cumsum.reshape({-1, 1}));
-  const at::Tensor count = sort_mask.sum(1, /*keepdim=*/true);
+AlphaStep step_for_alpha(double alpha, const at::Tensor& sorted, const at::Tensor& cumsum,
+                         const at::Tensor& row_sum) {
+  const at::Tensor thres_cumsum = at::mul(row_sum, alpha).reshape({-1, 1});
+  at::Tensor count = at::searchsorted(cumsum, thres_cumsum, /*out_int32=*/false, /*right=*/true);
+  // A NaN score makes its row sum NaN: no prefix compares <= it.
+  count.masked_fill_(at::isnan(thres_cumsum), 0);
   // The reference gathers at count-1 and fails on a row where no prefix fits under alpha;
   // such a row prunes nothing here.
   const at::Tensor thres = at::gather(sorted, 1, at::sub(count, 1).clamp_min(0));
-  at::Tensor mask = at::le(metric, thres).logical_and_(at::gt(count, 0));
-  at::Tensor sparsity = at::div(mask.sum(), mask.numel());
-  return {mask, sparsity};
+  at::Tensor pruned = at::searchsorted(sorted, thres, /*out_int32=*/false, /*right=*/true);
+  pruned.masked_fill_(at::eq(count, 0), 0);
+  at::Tensor sparsity = at::div(pruned.sum(), sorted.numel());
+  return {thres, count, sparsity};
 }
 
 at::Tensor variant_mask(const at::Tensor& metric, double target) {
@@ -40,7 +45,7 @@ at::Tensor variant_mask(const at::Tensor& metric, double target) {
   double alpha = 0.4;
   double low = 0.0;
   double high = 0.8;
-  AlphaMask current = mask_for_alpha(alpha, sorted, metric, cumsum, row_sum);
+  AlphaStep current = step_for_alpha(alpha, sorted, cumsum, row_sum);
   // The reference compares in float tensors (cur_sparsity is fp32) but moves alpha in doubles.
   while (at::gt(at::abs(at::sub(current.sparsity, target)), 0.001).item<bool>() &&
          high - low >= 0.001) {
@@ -53,10 +58,10 @@ at::Tensor variant_mask(const at::Tensor& metric, double target) {
       low = alpha;
     }
     alpha = next;
-    current = mask_for_alpha(alpha, sorted, metric, cumsum, row_sum);
+    current = step_for_alpha(alpha, sorted, cumsum, row_sum);
   }
   log::debug("wanda variant: alpha {} sparsity {:.6f}", alpha, current.sparsity.item<float>());
-  return current.mask;
+  return at::le(metric, current.thres).logical_and_(at::gt(current.count, 0));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/common/error.h"
@@ -112,6 +113,16 @@ TEST(WandaMask, Variant_ContinuousScores_ReachesTargetOrNarrowInterval) {
         at::where(mask, at::full_like(scores, 1e30), scores).amin(1);
     EXPECT_TRUE(at::all(max_pruned < min_kept).item<bool>());
   }
+}
+
+TEST(WandaMask, Variant_RowWithNaN_PrunesNothingThere) {
+  // The reference would fail on such a row (gather at index -1); here it keeps the row whole.
+  at::manual_seed(8);
+  at::Tensor w = at::randn({8, 64});
+  w[2][5] = std::numeric_limits<float>::quiet_NaN();
+  const at::Tensor mask = wanda_mask(w, at::ones({64}), unstructured(0.5), true);
+  EXPECT_EQ(mask[2].sum().item<int64_t>(), 0);
+  EXPECT_GT(mask.sum().item<int64_t>(), 7 * 64 / 3);
 }
 
 TEST(WandaMask, ScalerOfWrongLength_Error) {
