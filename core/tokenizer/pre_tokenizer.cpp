@@ -54,68 +54,80 @@ std::string to_byte_level(std::string_view s) {
 
 PreTokenizer::PreTokenizer(const Json& j, const std::string& where) { add(j, where); }
 
+PreTokenizer::Step PreTokenizer::parse_split(const Json& j, const std::string& where) {
+  Step step;
+  step.kind = Kind::kSplit;
+  bool is_regex = false;
+  const std::string pattern = json_pattern(j, "pattern", &is_regex, where);
+  if (is_regex) {
+    step.regex = std::make_shared<const Regex>(pattern, where + ".pattern.Regex");
+  } else {
+    PIPEPRUNE_CHECK(!pattern.empty(), FormatError, where << ".pattern.String is empty");
+    step.literal = pattern;
+  }
+  const std::string behavior = json_string(j, "behavior", where);
+  if (behavior == "Removed") {
+    step.behavior = Behavior::kRemoved;
+  } else if (behavior == "Isolated") {
+    step.behavior = Behavior::kIsolated;
+  } else if (behavior == "MergedWithPrevious") {
+    step.behavior = Behavior::kMergedWithPrevious;
+  } else if (behavior == "MergedWithNext") {
+    step.behavior = Behavior::kMergedWithNext;
+  } else if (behavior == "Contiguous") {
+    step.behavior = Behavior::kContiguous;
+  } else {
+    PIPEPRUNE_FAIL(FormatError, where << ".behavior '" << behavior << "' is not a known split behavior");
+  }
+  step.invert = json_bool_or(j, "invert", false, where);
+  return step;
+}
+
+PreTokenizer::Step PreTokenizer::parse_metaspace(const Json& j, const std::string& where) {
+  Step step;
+  step.kind = Kind::kMetaspace;
+  step.literal = json_string_or(j, "replacement", "\xE2\x96\x81", where);
+  PIPEPRUNE_CHECK(!step.literal.empty(), FormatError, where << ".replacement is empty");
+  if (j.contains("prepend_scheme") && !j["prepend_scheme"].is_null()) {
+    const std::string scheme = json_string(j, "prepend_scheme", where);
+    PIPEPRUNE_CHECK(scheme == "always" || scheme == "first" || scheme == "never", FormatError,
+                    where << ".prepend_scheme '" << scheme << "' is not always, first or never");
+    step.prepend = scheme == "always"  ? Step::Prepend::kAlways
+                   : scheme == "first" ? Step::Prepend::kFirst
+                                       : Step::Prepend::kNever;
+  } else {
+    // Files written before prepend_scheme existed say add_prefix_space.
+    step.prepend = json_bool_or(j, "add_prefix_space", true, where) ? Step::Prepend::kAlways
+                                                                    : Step::Prepend::kNever;
+  }
+  step.split = json_bool_or(j, "split", true, where);
+  return step;
+}
+
 void PreTokenizer::add(const Json& j, const std::string& where) {
   const std::string type = json_type(j, where);
-  Step step;
   if (type == "Sequence") {
     const Json& list = json_field(j, "pretokenizers", where);
     PIPEPRUNE_CHECK(list.is_array(), FormatError, where << ".pretokenizers must be a list");
     for (size_t i = 0; i < list.size(); ++i) {
       add(list[i], where + ".pretokenizers[" + std::to_string(i) + "]");
     }
-    return;
   } else if (type == "Split") {
-    step.kind = Kind::kSplit;
-    bool is_regex = false;
-    const std::string pattern = json_pattern(j, "pattern", &is_regex, where);
-    if (is_regex) {
-      step.regex = std::make_shared<const Regex>(pattern, where + ".pattern.Regex");
-    } else {
-      PIPEPRUNE_CHECK(!pattern.empty(), FormatError, where << ".pattern.String is empty");
-      step.literal = pattern;
-    }
-    const std::string behavior = json_string(j, "behavior", where);
-    if (behavior == "Removed") {
-      step.behavior = Behavior::kRemoved;
-    } else if (behavior == "Isolated") {
-      step.behavior = Behavior::kIsolated;
-    } else if (behavior == "MergedWithPrevious") {
-      step.behavior = Behavior::kMergedWithPrevious;
-    } else if (behavior == "MergedWithNext") {
-      step.behavior = Behavior::kMergedWithNext;
-    } else if (behavior == "Contiguous") {
-      step.behavior = Behavior::kContiguous;
-    } else {
-      PIPEPRUNE_FAIL(FormatError, where << ".behavior '" << behavior << "' is not a known split behavior");
-    }
-    step.invert = json_bool_or(j, "invert", false, where);
+    steps_.push_back(parse_split(j, where));
   } else if (type == "ByteLevel") {
+    Step step;
     step.kind = Kind::kByteLevel;
     // Hugging Face's defaults when the fields are absent.
     step.add_prefix_space = json_bool_or(j, "add_prefix_space", true, where);
     if (json_bool_or(j, "use_regex", true, where)) step.regex = gpt2_regex();
+    steps_.push_back(std::move(step));
   } else if (type == "Metaspace") {
-    step.kind = Kind::kMetaspace;
-    step.literal = json_string_or(j, "replacement", "\xE2\x96\x81", where);
-    PIPEPRUNE_CHECK(!step.literal.empty(), FormatError, where << ".replacement is empty");
-    if (j.contains("prepend_scheme") && !j["prepend_scheme"].is_null()) {
-      const std::string scheme = json_string(j, "prepend_scheme", where);
-      PIPEPRUNE_CHECK(scheme == "always" || scheme == "first" || scheme == "never", FormatError,
-                      where << ".prepend_scheme '" << scheme << "' is not always, first or never");
-      step.prepend = scheme == "always"  ? Step::Prepend::kAlways
-                     : scheme == "first" ? Step::Prepend::kFirst
-                                         : Step::Prepend::kNever;
-    } else {
-      step.prepend = json_bool_or(j, "add_prefix_space", true, where) ? Step::Prepend::kAlways
-                                                                      : Step::Prepend::kNever;
-    }
-    step.split = json_bool_or(j, "split", true, where);
+    steps_.push_back(parse_metaspace(j, where));
   } else {
     PIPEPRUNE_FAIL(FormatError, where << ".type '" << type
                                       << "' is not supported (supported: Sequence, Split, "
                                          "ByteLevel, Metaspace)");
   }
-  steps_.push_back(std::move(step));
 }
 
 void PreTokenizer::apply(std::vector<PreToken>& pieces) const {
@@ -130,24 +142,15 @@ void PreTokenizer::apply(std::vector<PreToken>& pieces) const {
 
 namespace {
 
-// Cuts text into matched and unmatched segments and groups them as `behavior` says, like
-// Hugging Face's NormalizedString::split. Appends the non-empty parts to out.
-template <typename Behavior>
-void split_into(const std::string& text, bool at_origin, const Ranges& matches, Behavior behavior,
-                bool invert, std::vector<PreToken>& out) {
-  struct Segment {
-    size_t begin, end;
-    bool is_match;
-  };
-  std::vector<Segment> segments;
-  size_t previous = 0;
-  for (const auto& [begin, end] : matches) {
-    if (begin > previous) segments.push_back({previous, begin, invert});
-    segments.push_back({begin, end, !invert});
-    previous = end;
-  }
-  if (previous < text.size()) segments.push_back({previous, text.size(), invert});
+struct Segment {
+  size_t begin, end;
+  bool is_match;
+};
 
+// Groups matched and unmatched segments as `behavior` says, like Hugging Face's
+// NormalizedString::split.
+template <typename Behavior>
+Ranges group_segments(const std::vector<Segment>& segments, Behavior behavior) {
   Ranges parts;
   bool previous_match = false;
   switch (behavior) {
@@ -191,7 +194,22 @@ void split_into(const std::string& text, bool at_origin, const Ranges& matches, 
       }
       break;
   }
-  for (const auto& [begin, end] : parts) {
+  return parts;
+}
+
+// Cuts text at the matches and appends the non-empty parts, grouped as `behavior` says.
+template <typename Behavior>
+void split_into(const std::string& text, bool at_origin, const Ranges& matches, Behavior behavior,
+                bool invert, std::vector<PreToken>& out) {
+  std::vector<Segment> segments;
+  size_t previous = 0;
+  for (const auto& [begin, end] : matches) {
+    if (begin > previous) segments.push_back({previous, begin, invert});
+    segments.push_back({begin, end, !invert});
+    previous = end;
+  }
+  if (previous < text.size()) segments.push_back({previous, text.size(), invert});
+  for (const auto& [begin, end] : group_segments(segments, behavior)) {
     if (end > begin) out.push_back({text.substr(begin, end - begin), at_origin && begin == 0});
   }
 }

@@ -44,6 +44,8 @@ class PreTokenizer {
     bool split = true;                                                          // Metaspace
   };
   void add(const Json& j, const std::string& where);
+  static Step parse_split(const Json& j, const std::string& where);
+  static Step parse_metaspace(const Json& j, const std::string& where);
   void apply_step(const Step& step, const PreToken& piece, std::vector<PreToken>& out) const;
 
   std::vector<Step> steps_;
