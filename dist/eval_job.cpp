@@ -12,6 +12,7 @@
 #include "core/data/text_source.h"
 #include "core/tokenizer/tokenizer.h"
 #include "dist/activation_exchange.h"
+#include "dist/root_work.h"
 #include "dist/stage_model.h"
 
 namespace pipeprune {
@@ -21,9 +22,7 @@ namespace {
 // targets, the others the shapes).
 at::Tensor eval_windows(const StageContext& context, const EvalJobOptions& options, int64_t seqlen) {
   at::Tensor windows;
-  std::string error;
-  if (context.is_first()) {
-    try {
+  run_on_root(*context.transport, 0, [&] {
       const TextSource text = read_text_source(options.data);
       std::string joined;
       for (const auto& doc : text.documents) {
@@ -34,13 +33,7 @@ at::Tensor eval_windows(const StageContext& context, const EvalJobOptions& optio
       const auto tokenizer = load_tokenizer(context.model_dir);
       windows = make_eval_windows(tokenizer->encode_with_bos(joined), seqlen, options.max_chunks,
                                   options.data.string());
-    } catch (const Error& e) {
-      error = e.what();
-    }
-  }
-  // A bad file on the first rank becomes the same error on every rank, not a hang.
-  error = context.transport->broadcast_string(error, 0);
-  PIPEPRUNE_CHECK(error.empty(), ConfigError, error);
+  });
   return context.transport->broadcast(windows, BroadcastOptions{0});
 }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "core/common/error.h"
+#include "core/common/progress.h"
 
 namespace pipeprune {
 namespace {
@@ -103,17 +104,27 @@ LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const Model
                   "layer " << stored.layer << ": " << prune_method_name(options.prune.method)
                            << " needs calibration activations");
   LayerPruneSession session(stored, config, rope, options);
+  // Sample-level progress of each pass, printed only when a pass runs long (every 10 s).
+  const std::string where = fmt::format("layer {}/{}", stored.layer + 1, config.n_layers);
   while (!session.done()) {
     if (calibrated) {
       const auto start = Clock::now();
-      for (int64_t s = 0; s < inputs->size(); ++s) session.forward_and_collect(inputs->get(s));
+      Progress progress(where + " stats pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
+      for (int64_t s = 0; s < inputs->size(); ++s) {
+        session.forward_and_collect(inputs->get(s));
+        if (s + 1 < inputs->size()) progress.update(s + 1);
+      }
       session.add_stats_seconds(seconds_since(start));
     }
     session.prune_current_group();
   }
   if (calibrated && outputs != nullptr) {
     const auto start = Clock::now();
-    for (int64_t s = 0; s < inputs->size(); ++s) outputs->put(s, session.forward(inputs->get(s)));
+    Progress progress(where + " output pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
+    for (int64_t s = 0; s < inputs->size(); ++s) {
+      outputs->put(s, session.forward(inputs->get(s)));
+      if (s + 1 < inputs->size()) progress.update(s + 1);
+    }
     session.add_output_seconds(seconds_since(start));
   }
   return session.result();

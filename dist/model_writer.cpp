@@ -7,6 +7,7 @@
 #include "core/common/error.h"
 #include "core/common/log.h"
 #include "dist/abort_cleanup.h"
+#include "dist/root_work.h"
 
 namespace pipeprune {
 namespace {
@@ -49,18 +50,8 @@ ModelWriter::~ModelWriter() {
 }
 
 void ModelWriter::begin() {
-  std::string error;
-  if (transport_.rank() == 0) {
-    try {
-      staged_ = std::make_unique<StagedDirectory>(options_.output, options_.overwrite);
-      staging_path_ = staged_->path();
-    } catch (const Error& e) {
-      error = e.what();
-    }
-  }
   // Every rank learns of a refusal (e.g. the output exists) instead of waiting at a barrier.
-  error = transport_.broadcast_string(error, 0);
-  PIPEPRUNE_CHECK(error.empty(), IoError, error);
+  run_on_root(transport_, 0, [&] { staged_ = std::make_unique<StagedDirectory>(options_.output, options_.overwrite); });
   staging_path_ = StagedDirectory::staging_path_for(options_.output);
   register_abort_cleanup(staging_path_);
   writer_ = std::make_unique<ShardWriter>(staging_path_, plan_output_layout(input_, options_));

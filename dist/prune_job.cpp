@@ -16,6 +16,7 @@
 #include "dist/eval_job.h"
 #include "dist/model_writer.h"
 #include "dist/prune_report.h"
+#include "dist/root_work.h"
 #include "dist/stage_context.h"
 
 namespace pipeprune {
@@ -37,17 +38,10 @@ at::Tensor calibration_windows(const StageContext& context, const PruneJobOption
                                CalibrationOptions calibration) {
   Transport& transport = *context.transport;
   at::Tensor windows;
-  std::string error;
-  if (context.is_first()) {
-    try {
-      const auto tokenizer = load_tokenizer(context.model_dir);
-      windows = load_calibration_tokens(calibration, *tokenizer, context.config.vocab_size);
-    } catch (const Error& e) {
-      error = e.what();
-    }
-  }
-  error = transport.broadcast_string(error, 0);
-  PIPEPRUNE_CHECK(error.empty(), ConfigError, error);
+  run_on_root(transport, 0, [&] {
+    const auto tokenizer = load_tokenizer(context.model_dir);
+    windows = load_calibration_tokens(calibration, *tokenizer, context.config.vocab_size);
+  });
   at::Tensor shape = context.is_first() ? at::tensor({windows.size(0), windows.size(1)}, at::kLong)
                                         : at::zeros({2}, at::kLong);
   shape = transport.broadcast(shape, BroadcastOptions{0});
@@ -76,15 +70,15 @@ void stage_inputs(const StageContext& context, const at::Tensor& windows, Activa
   }
 }
 
-void log_layer_done(const LayerPruneResult& result, Progress& progress, int64_t done) {
+void log_layer_done(const LayerPruneResult& result, int64_t n_layers, Progress& progress, int64_t done) {
   int64_t zeros = 0;
   int64_t numel = 0;
   for (const auto& linear : result.linears) {
     zeros += linear.zeros;
     numel += linear.numel;
   }
-  progress.update(done, fmt::format("layer {} sparsity {:.4f} (stats {:.2f}s, prune {:.2f}s, output {:.2f}s)",
-                                    result.layer, numel ? static_cast<double>(zeros) / numel : 0.0,
+  progress.update(done, fmt::format("model layer {}/{} sparsity {:.4f} (stats {:.2f}s, prune {:.2f}s, output {:.2f}s)",
+                                    result.layer + 1, n_layers, numel ? static_cast<double>(zeros) / numel : 0.0,
                                     result.seconds_stats, result.seconds_prune, result.seconds_output));
 }
 
@@ -104,7 +98,7 @@ std::vector<LayerPruneResult> prune_sequential(const StageContext& context, cons
   }
   const RopeTables rope = make_rope_tables(context.config, calibrated ? windows.size(1) : 1, context.device);
   std::vector<LayerPruneResult> results;
-  Progress progress(fmt::format("[rank {}] layer", context.rank()), context.stage.n_layers());
+  Progress progress("stage layer", context.stage.n_layers(), 0.0, /*every_rank=*/true);
   for (int64_t layer = context.stage.first_layer; layer < context.stage.end_layer; ++layer) {
     DecoderLayerWeights stored = load_decoder_layer(context.checkpoint, context.config, layer);
     const bool stage_last_layer = layer + 1 == context.stage.end_layer;
@@ -116,7 +110,7 @@ std::vector<LayerPruneResult> prune_sequential(const StageContext& context, cons
                                              options.layer));
     writer.write_layer(stored);
     std::swap(inputs, outputs);
-    log_layer_done(results.back(), progress, layer - context.stage.first_layer + 1);
+    log_layer_done(results.back(), context.config.n_layers, progress, layer - context.stage.first_layer + 1);
   }
   return results;
 }
@@ -143,7 +137,7 @@ std::vector<LayerPruneResult> prune_dense(const StageContext& context, const Pru
       embedding = std::make_unique<EmbeddingWeights>(
           to_compute(load_embedding(context.checkpoint, context.config), context.device, context.compute_dtype));
     }
-    Progress progress(fmt::format("[rank {}] dense stats pass, sample", context.rank()), windows.size(0));
+    Progress progress("dense stats pass, sample", windows.size(0), 2.0, /*every_rank=*/true);
     for (int64_t s = 0; s < windows.size(0); ++s) {
       c10::InferenceMode inference_guard;
       at::Tensor hidden;
@@ -163,13 +157,13 @@ std::vector<LayerPruneResult> prune_dense(const StageContext& context, const Pru
     }
   }
   std::vector<LayerPruneResult> results;
-  Progress progress(fmt::format("[rank {}] layer", context.rank()), context.stage.n_layers());
+  Progress progress("stage layer", context.stage.n_layers(), 0.0, /*every_rank=*/true);
   for (size_t i = 0; i < sessions.size(); ++i) {
     maybe_fail_for_test(stored[i].layer);
     while (!sessions[i]->done()) sessions[i]->prune_current_group();
     writer.write_layer(stored[i]);
     results.push_back(sessions[i]->result());
-    log_layer_done(results.back(), progress, static_cast<int64_t>(i) + 1);
+    log_layer_done(results.back(), context.config.n_layers, progress, static_cast<int64_t>(i) + 1);
   }
   return results;
 }
@@ -198,6 +192,8 @@ std::optional<double> evaluate(Transport& transport, const PruneJobOptions& opti
 }  // namespace
 
 PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& options) {
+  // No autograd anywhere: every tensor of the job is an inference tensor.
+  c10::InferenceMode inference_guard;
   const auto start = Clock::now();
   PruneJobResult result;
   const StageContext context =

@@ -57,6 +57,8 @@ bool enabled(Level level) {
   return s.rank == 0 || s.all_ranks;
 }
 
+bool progress_enabled() { return !state().quiet; }
+
 void write(Level level, const std::string& message) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);

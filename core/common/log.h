@@ -23,6 +23,8 @@ void set_all_ranks_verbose(bool verbose);
 // Replaces the sink (default: stderr). Returns the previous one so tests can restore it.
 Sink set_sink(Sink sink);
 bool enabled(Level level);
+// Progress of a rank's own share of the work: shown on every rank unless --quiet.
+bool progress_enabled();
 void write(Level level, const std::string& message);
 
 template <typename... Args>

@@ -1,0 +1,31 @@
+// Running the pipeprune binary (or any command) from a test and capturing what it printed.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace pipeprune::testing {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs `args` (args[0] is the program) with extra environment variables, waits for it and
+// returns its exit code and output. No shell is involved, so arguments need no quoting.
+CommandResult run_command(const std::vector<std::string>& args,
+                          const std::map<std::string, std::string>& env = {});
+
+// PIPEPRUNE_BINARY followed by args.
+CommandResult run_pipeprune(const std::vector<std::string>& args,
+                            const std::map<std::string, std::string>& env = {});
+
+// A fresh empty folder under the system temp dir, unique to this process and name.
+std::string fresh_temp_dir(const std::string& name);
+
+// The number of lines of text (ignoring one trailing newline).
+int count_lines(const std::string& text);
+
+}  // namespace pipeprune::testing
