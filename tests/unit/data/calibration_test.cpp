@@ -29,6 +29,7 @@ class ByteTokenizer final : public Tokenizer {
     return text;
   }
   int64_t vocab_size() const override { return 259; }
+  std::optional<int64_t> token_to_id(std::string_view) const override { return std::nullopt; }
 };
 
 fs::path temp_file(const std::string& name, const std::string& content) {
