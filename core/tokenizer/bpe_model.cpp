@@ -1,6 +1,7 @@
 #include "core/tokenizer/bpe_model.h"
 
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <queue>
 
@@ -149,38 +150,42 @@ std::vector<int32_t> BpeModel::merge_all(std::vector<int32_t> ids) const {
   std::vector<char> alive(static_cast<size_t>(n), 1);
   for (int32_t i = 0; i < n; ++i) prev[i] = i - 1, next[i] = i + 1 < n ? i + 1 : -1;
 
-  struct Candidate {
-    int32_t rank, pos, new_id;
+  // A queued pair is (rank << 32 | left position): the smallest key is the lowest rank, and
+  // on equal rank the leftmost pair, as Hugging Face orders its merges.
+  auto key = [](int32_t rank, int32_t pos) {
+    return (static_cast<uint64_t>(rank) << 32) | static_cast<uint32_t>(pos);
   };
-  // Lowest rank first; on equal rank the leftmost pair.
-  auto later = [](const Candidate& a, const Candidate& b) {
-    return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos;
-  };
-  std::vector<Candidate> storage;
-  storage.reserve(static_cast<size_t>(n));
-  std::priority_queue<Candidate, std::vector<Candidate>, decltype(later)> queue(later, std::move(storage));
+  std::vector<uint64_t> initial;
+  initial.reserve(static_cast<size_t>(n));
+  for (int32_t i = 0; i + 1 < n; ++i) {
+    const auto it = merges_.find(pair_key(ids[i], ids[i + 1]));
+    if (it != merges_.end()) initial.push_back(key(it->second.rank, i));
+  }
+  // Built in one go (linear), not by n pushes: a whole file can be a single word.
+  std::priority_queue<uint64_t, std::vector<uint64_t>, std::greater<uint64_t>> queue(
+      std::greater<uint64_t>(), std::move(initial));
   auto push_pair = [&](int32_t pos) {
     const int32_t right = next[pos];
     if (right < 0) return;
     const auto it = merges_.find(pair_key(ids[pos], ids[right]));
-    if (it != merges_.end()) queue.push({it->second.rank, pos, it->second.new_id});
+    if (it != merges_.end()) queue.push(key(it->second.rank, pos));
   };
-  for (int32_t i = 0; i + 1 < n; ++i) push_pair(i);
 
   while (!queue.empty()) {
-    const Candidate top = queue.top();
+    const auto rank = static_cast<int32_t>(queue.top() >> 32);
+    const auto pos = static_cast<int32_t>(queue.top() & 0xFFFFFFFFu);
     queue.pop();
-    const int32_t right = next[top.pos];
-    if (!alive[top.pos] || right < 0) continue;
+    const int32_t right = next[pos];
+    if (!alive[pos] || right < 0) continue;
     // An entry is stale when its pair has changed since it was queued.
-    const auto it = merges_.find(pair_key(ids[top.pos], ids[right]));
-    if (it == merges_.end() || it->second.new_id != top.new_id) continue;
-    ids[top.pos] = top.new_id;
+    const auto it = merges_.find(pair_key(ids[pos], ids[right]));
+    if (it == merges_.end() || it->second.rank != rank) continue;
+    ids[pos] = it->second.new_id;
     alive[right] = 0;
-    next[top.pos] = next[right];
-    if (next[right] >= 0) prev[next[right]] = top.pos;
-    if (prev[top.pos] >= 0) push_pair(prev[top.pos]);
-    push_pair(top.pos);
+    next[pos] = next[right];
+    if (next[right] >= 0) prev[next[right]] = pos;
+    if (prev[pos] >= 0) push_pair(prev[pos]);
+    push_pair(pos);
   }
   std::vector<int32_t> merged;
   merged.reserve(static_cast<size_t>(n));
