@@ -2,6 +2,7 @@
 // backend: encode gives exactly the ids, decode gives back the text.
 #include <chrono>
 #include <iostream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -66,6 +67,26 @@ TEST(HfCases, Qwen2_AllCasesExact) {
   EXPECT_EQ(tokenizer->eos_ids(), std::vector<int64_t>{151643});
   EXPECT_EQ(tokenizer->vocab_size(), 151646);
   expect_cases(*tokenizer, test::load_cases(dir / "cases.json"));
+}
+
+// encode() shares a word cache between threads; results must not depend on interleaving.
+TEST(HfCases, ConcurrentEncode_SameIdsAsSerial) {
+  auto tokenizer = load_tokenizer_json(test::repo_fixture("gpt2") / "tokenizer.json");
+  const auto cases = test::load_cases(test::repo_fixture("gpt2") / "cases.json");
+  std::vector<std::thread> threads;
+  std::vector<int> failures(4, 0);
+  for (size_t t = 0; t < failures.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 20; ++round) {
+        for (size_t i = 0; i < cases.size(); ++i) {
+          const Case& c = cases[(i + t * 7) % cases.size()];
+          failures[t] += tokenizer->encode(c.text) != c.ids;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures, std::vector<int>(4, 0));
 }
 
 // Special tokens written in the text are single ids, matched before any normalization.
