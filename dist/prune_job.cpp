@@ -201,6 +201,11 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
                                          options.budget_bytes});
   log::info("stage plan ({} rank{}):\n{}", context.world_size(), context.world_size() > 1 ? "s" : "",
             format_stage_plan(context.plan));
+  // An N:M pattern that does not divide a linear's inputs is refused before any work.
+  for (LinearKind kind : kAllLinears) {
+    options.layer.prune.pattern.check_columns(linear_shape(context.config, kind)[1],
+                                              std::string("model.layers.*.") + linear_name(kind) + ".weight");
+  }
   CalibrationOptions calibration = options.calibration;
   calibration.seqlen = clamp_seqlen(calibration.seqlen, context.config.max_position_embeddings);
   const bool calibrated = needs_activations(options.layer.prune);

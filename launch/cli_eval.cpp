@@ -43,7 +43,7 @@ int run(const EvalCli& cli) {
 CommandRunner add_eval_command(CLI::App& app) {
   auto cli = std::make_shared<EvalCli>();
   CLI::App* command = app.add_subcommand("eval", "perplexity over a text file (Wanda/SparseGPT recipe)");
-  command->set_config("--config", "", "read options from a TOML file");
+  command->add_option("--config", "read options from a TOML file (keys are the long option names; the command line wins)");
   command->add_option("--model", cli->model, "Hugging Face checkpoint folder")->required();
   command->add_option("--data", cli->data, "UTF-8 text file (or JSON lines with a \"text\" field)")->required();
   command->add_option("--seqlen", cli->seqlen, "tokens per window (clamped to the model's context)")->capture_default_str();

@@ -50,7 +50,7 @@ int run(const GenerateCli& cli) {
 CommandRunner add_generate_command(CLI::App& app) {
   auto cli = std::make_shared<GenerateCli>();
   CLI::App* command = app.add_subcommand("generate", "generate text with a KV cache");
-  command->set_config("--config", "", "read options from a TOML file");
+  command->add_option("--config", "read options from a TOML file (keys are the long option names; the command line wins)");
   command->add_option("--model", cli->model, "Hugging Face checkpoint folder")->required();
   command->add_option("--prompt", cli->prompt, "text to continue (may be empty: starts from BOS)");
   command->add_option("--max-new-tokens", cli->max_new_tokens, "tokens to generate")->capture_default_str();

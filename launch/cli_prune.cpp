@@ -87,7 +87,7 @@ int run(const PruneCli& cli) {
 CommandRunner add_prune_command(CLI::App& app) {
   auto cli = std::make_shared<PruneCli>();
   CLI::App* command = app.add_subcommand("prune", "prune a model and save it in Hugging Face format");
-  command->set_config("--config", "", "read options from a TOML file (keys are the long option names)");
+  command->add_option("--config", "read options from a TOML file (keys are the long option names; the command line wins)");
   command->add_option("--model", cli->model, "Hugging Face checkpoint folder")->required();
   command->add_option("--output,--save_model", cli->output, "folder for the pruned model (must not exist)")->required();
   command->add_option("--method,--prune_method", cli->method, "magnitude, wanda or sparsegpt")->capture_default_str();

@@ -1,6 +1,7 @@
 // The pipeprune entry point: parses the command line, runs one subcommand, and turns any
 // failure into one error line and a non-zero exit. Under mpirun, a failing rank removes its
 // temporary outputs and aborts the whole job so the other ranks never wait forever.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -13,6 +14,7 @@
 #include "core/common/log.h"
 #include "dist/abort_cleanup.h"
 #include "launch/commands.h"
+#include "launch/config_file.h"
 #include "launch/common_options.h"
 
 namespace {
@@ -37,10 +39,18 @@ int main(int argc, char** argv) {
   runners["eval"] = pipeprune::add_eval_command(app);
   runners["generate"] = pipeprune::add_generate_command(app);
   runners["plan"] = pipeprune::add_plan_command(app);
+  runners["synth"] = pipeprune::add_synth_command(app);
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args(argv + 1, argv + argc);
+    args = pipeprune::expand_config_file(app, args);
+    // CLI11 takes the arguments in reverse order.
+    std::reverse(args.begin(), args.end());
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const pipeprune::Error& e) {
+    pipeprune::log::error("{}", e.what());
+    return 1;
   }
   int code = 1;
   try {

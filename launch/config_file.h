@@ -1,0 +1,21 @@
+// `--config F.toml` for subcommands.
+//
+// CLI11 2.1 (Debian 12) does not read a config file declared on a subcommand, so the file is
+// read here before parsing and its keys become ordinary command-line options: `key = value`
+// becomes `--key value` (a boolean true becomes the flag `--key`). An option given on the
+// command line wins over the file. Keys are the long option names (Wanda aliases included);
+// an unknown key is an error naming the file and the key.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace pipeprune {
+
+// Returns `args` (argv without the program name) with the options of the subcommand's config
+// file appended. ConfigError naming the file on a bad file or key.
+std::vector<std::string> expand_config_file(CLI::App& app, const std::vector<std::string>& args);
+
+}  // namespace pipeprune
