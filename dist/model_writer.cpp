@@ -45,9 +45,9 @@ std::optional<int64_t> decoder_layer_of(const std::string& tensor_name) {
 ModelWriter::ModelWriter(const SafetensorsCheckpoint& input, ModelWriterOptions options, Transport& transport)
     : input_(input), options_(std::move(options)), transport_(transport) {}
 
-ModelWriter::~ModelWriter() {
-  if (!staging_path_.empty()) unregister_abort_cleanup(staging_path_);
-}
+// The staging folder stays registered for abort cleanup until finish(): when an exception
+// unwinds through here, main() still has to remove it on this rank before aborting the job.
+ModelWriter::~ModelWriter() = default;
 
 void ModelWriter::begin() {
   // Every rank learns of a refusal (e.g. the output exists) instead of waiting at a barrier.

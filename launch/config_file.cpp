@@ -20,7 +20,8 @@ bool given_on_command_line(const CLI::Option& option, const std::vector<std::str
 
 }  // namespace
 
-std::vector<std::string> expand_config_file(CLI::App& app, const std::vector<std::string>& args) {
+std::vector<std::string> expand_config_file(CLI::App& app, const std::vector<std::string>& args,
+                                            const std::vector<std::string>& toml_commands) {
   // The subcommand is the first argument naming one; its --config follows it.
   CLI::App* command = nullptr;
   size_t command_at = 0;
@@ -33,6 +34,7 @@ std::vector<std::string> expand_config_file(CLI::App& app, const std::vector<std
     }
   }
   if (command == nullptr) return args;
+  if (std::find(toml_commands.begin(), toml_commands.end(), command->get_name()) == toml_commands.end()) return args;
   std::string path;
   for (size_t i = command_at + 1; i < args.size(); ++i) {
     if (args[i] == "--config" && i + 1 < args.size()) path = args[i + 1];

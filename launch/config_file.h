@@ -15,7 +15,9 @@
 namespace pipeprune {
 
 // Returns `args` (argv without the program name) with the options of the subcommand's config
-// file appended. ConfigError naming the file on a bad file or key.
-std::vector<std::string> expand_config_file(CLI::App& app, const std::vector<std::string>& args);
+// file appended, for the subcommands named in `toml_commands` (others, like `synth`, use
+// --config for something else). ConfigError naming the file on a bad file or key.
+std::vector<std::string> expand_config_file(CLI::App& app, const std::vector<std::string>& args,
+                                            const std::vector<std::string>& toml_commands);
 
 }  // namespace pipeprune

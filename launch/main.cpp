@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   runners["synth"] = pipeprune::add_synth_command(app);
   try {
     std::vector<std::string> args(argv + 1, argv + argc);
-    args = pipeprune::expand_config_file(app, args);
+    args = pipeprune::expand_config_file(app, args, {"prune", "eval", "generate"});
     // CLI11 takes the arguments in reverse order.
     std::reverse(args.begin(), args.end());
     app.parse(args);
