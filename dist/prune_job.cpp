@@ -207,8 +207,10 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
                                               std::string("model.layers.*.") + linear_name(kind) + ".weight");
   }
   CalibrationOptions calibration = options.calibration;
-  calibration.seqlen = clamp_seqlen(calibration.seqlen, context.config.max_position_embeddings);
   const bool calibrated = needs_activations(options.layer.prune);
+  const bool seqlen_used = (calibrated && calibration.calib_tokens.empty()) || !options.eval_data.empty();
+  // Clamped (with its warning) only where --seqlen is used: a .npy brings its own window length.
+  if (seqlen_used) calibration.seqlen = clamp_seqlen(calibration.seqlen, context.config.max_position_embeddings);
   const at::Tensor windows = calibrated ? calibration_windows(context, options, calibration) : at::Tensor();
   if (options.eval_dense && !options.eval_data.empty()) {
     result.perplexity_dense = evaluate(transport, options, calibration.seqlen, options.model_dir, "dense");

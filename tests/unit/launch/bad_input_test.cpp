@@ -177,3 +177,81 @@ TEST(BadOptions, MissingModelFolder) {
 
 }  // namespace
 }  // namespace pipeprune
+
+namespace pipeprune {
+namespace {
+
+// `prune` option errors: one line naming the flag, non-zero exit, no output folder.
+void expect_prune_option_error(std::vector<std::string> extra, const std::string& expected,
+                               const std::string& calib = kText) {
+  const std::string dir = testing::fresh_temp_dir("prune_options");
+  std::vector<std::string> args{"prune", "--model", kModel, "--output", dir + "/out", "--quiet"};
+  if (!calib.empty()) {
+    args.push_back("--calib-data");
+    args.push_back(calib);
+  }
+  args.insert(args.end(), extra.begin(), extra.end());
+  const auto result = run_pipeprune(args);
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_EQ(testing::count_lines(result.err), 1) << result.err;
+  EXPECT_NE(result.err.find(expected), std::string::npos) << "expected '" << expected << "' in: " << result.err;
+  EXPECT_TRUE(fs::is_empty(dir)) << "a failed prune left files in " << dir;
+}
+
+TEST(BadPruneOptions, UnknownMethod) { expect_prune_option_error({"--method", "obs"}, "--method"); }
+TEST(BadPruneOptions, UnknownPattern) { expect_prune_option_error({"--pattern", "blocky"}, "--pattern"); }
+TEST(BadPruneOptions, SparsityOutsideRange) {
+  expect_prune_option_error({"--sparsity", "1.0"}, "--sparsity");
+  expect_prune_option_error({"--sparsity", "-0.1"}, "--sparsity");
+}
+TEST(BadPruneOptions, NNotBelowM) { expect_prune_option_error({"--pattern", "4:4"}, "--pattern"); }
+TEST(BadPruneOptions, ColumnsNotDivisibleByM) {
+  // down_proj of stories260K has 172 inputs: 4:8 cannot tile it.
+  expect_prune_option_error({"--pattern", "4:8", "--seqlen", "32"}, "mlp.down_proj");
+}
+TEST(BadPruneOptions, NsamplesBelowOne) { expect_prune_option_error({"--nsamples", "0"}, "--nsamples"); }
+TEST(BadPruneOptions, CalibrationTextShorterThanOneWindow) {
+  const std::string dir = testing::fresh_temp_dir("short_calib");
+  write_bytes(dir + "/short.txt", "Once upon a time.");
+  expect_prune_option_error({"--seqlen", "64"}, "short.txt", dir + "/short.txt");
+}
+TEST(BadPruneOptions, NoCalibrationSource) {
+  expect_prune_option_error({"--method", "wanda", "--seqlen", "32"}, "--calib-data", "");
+}
+TEST(BadPruneOptions, UnreadableCalibTokens) {
+  expect_prune_option_error({"--calib-tokens", "/nonexistent/tokens.npy", "--seqlen", "32"}, "tokens.npy", "");
+}
+TEST(BadPruneOptions, CalibTokensOfWrongDtypeOrShape) {
+  const std::string dir = testing::fresh_temp_dir("bad_npy");
+  auto npy = [&](const std::string& name, const std::string& descr, const std::string& shape, size_t bytes) {
+    std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+    while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+    header += '\n';
+    std::string file = std::string("\x93NUMPY\x01\x00", 8);
+    file += static_cast<char>(header.size() & 0xff);
+    file += static_cast<char>(header.size() >> 8);
+    file += header + std::string(bytes, '\0');
+    write_bytes(dir + "/" + name, file);
+    return dir + "/" + name;
+  };
+  expect_prune_option_error({"--calib-tokens", npy("f.npy", "<f4", "(2, 8)", 64)}, "<f4", "");
+  expect_prune_option_error({"--calib-tokens", npy("d3.npy", "<i8", "(2, 2, 8)", 256)}, "d3.npy", "");
+}
+TEST(BadPruneOptions, OutputExists_ErrorUnlessOverwrite) {
+  const std::string dir = testing::fresh_temp_dir("exists");
+  fs::create_directories(dir + "/out");
+  write_bytes(dir + "/out/keep.txt", "mine");
+  auto result = run_pipeprune({"prune", "--model", kModel, "--output", dir + "/out", "--method", "magnitude", "--quiet"});
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_EQ(testing::count_lines(result.err), 1) << result.err;
+  EXPECT_NE(result.err.find("--overwrite"), std::string::npos) << result.err;
+  EXPECT_EQ(read_bytes(dir + "/out/keep.txt"), "mine");
+  result = run_pipeprune({"prune", "--model", kModel, "--output", dir + "/out", "--method", "magnitude", "--overwrite",
+                          "--quiet"});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_FALSE(fs::exists(dir + "/out/keep.txt"));
+  EXPECT_TRUE(fs::exists(dir + "/out/model.safetensors"));
+}
+
+}  // namespace
+}  // namespace pipeprune
