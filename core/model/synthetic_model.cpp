@@ -172,8 +172,10 @@ void write_tensor(const Fd& fd, const PlannedTensor& plan, const SynthOptions& o
     const at::Tensor stored = dtype == at::kFloat ? chunk : chunk.to(dtype);
     pwrite_all(fd.fd, static_cast<const char*>(stored.data_ptr()), count * element,
                plan.file_offset + first * element, fd.path, name);
+    const int64_t before = written >> 20;
     written += count * element;
-    if (options.progress) progress.update(written >> 20, name);
+    // Only when a whole MiB has passed: the many tiny tensors at the end would repeat the last line.
+    if (options.progress && (written >> 20) != before) progress.update(written >> 20, name);
   }
 }
 
@@ -307,7 +309,7 @@ SynthResult write_synthetic_model(const SynthOptions& options) {
   }
   result.n_files = static_cast<int>(layout.files.size());
   if (options.progress) {
-    log::info("synth: {} parameters ({} layers, {}), {} file(s) in {}", result.n_parameters, config.n_layers,
+    log::info("synth: {:.3f}B parameters ({} layers, {}), {} file(s) in {}", result.n_parameters * 1e-9, config.n_layers,
               safetensors_name(options.dtype), result.n_files, options.output.string());
   }
 
