@@ -1,0 +1,105 @@
+// gemm_probe: the machine's yardsticks for one model's layer, measured in the same run as the
+// end-to-end benchmark (benchmarks/run_e2e.sh): the fp32 GEMM rate of each linear at the
+// calibration sequence length (the pipeline runs one sequence at a time), one isolated layer
+// forward, and one read+write pass over each weight matrix.
+//
+//   gemm_probe --model DIR --tokens T [--reps 5] --output probe.json
+//
+// Times are medians over --reps runs after one warm-up run. Threads as pipeprune's default
+// (all cores) unless PIPEPRUNE_BENCH_THREADS is set.
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "benchmarks/bench_util.h"
+#include "core/common/error.h"
+#include "core/common/files.h"
+
+namespace pipeprune::bench {
+namespace {
+
+double median_seconds(int reps, const std::function<void()>& fn) {
+  fn();  // warm-up: first-touch allocation, BLAS thread start
+  std::vector<double> times;
+  for (int r = 0; r < reps; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    times.push_back(seconds_since(start));
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+std::map<std::string, std::string> parse_args(int argc, char** argv) {
+  std::map<std::string, std::string> args;
+  for (int i = 1; i + 1 < argc; i += 2) args[argv[i]] = argv[i + 1];
+  for (const char* required : {"--model", "--tokens", "--output"}) {
+    PIPEPRUNE_CHECK(args.count(required), ConfigError,
+                    "gemm_probe: missing " << required << " (usage: gemm_probe --model DIR --tokens T [--reps 5] --output F.json)");
+  }
+  return args;
+}
+
+nlohmann::json probe(const ModelConfig& config, int64_t tokens, int reps) {
+  c10::InferenceMode guard;
+  const DecoderLayerWeights w = random_layer(config, 21);
+  nlohmann::json linears = nlohmann::json::object();
+  double gemm_seconds = 0;
+  int64_t gemm_flops = 0;
+  for (LinearKind kind : kAllLinears) {
+    const at::Tensor& weight = w[kind].weight;
+    const at::Tensor x = random_normal({1, tokens, weight.size(1)}, 22);
+    const double t_gemm = median_seconds(reps, [&] { at::linear(x, weight); });
+    at::Tensor scratch = weight.clone();
+    const double t_rw = median_seconds(reps, [&] { scratch.mul_(1.0); });
+    const int64_t flops = linear_flops(config, kind, tokens);
+    gemm_seconds += t_gemm;
+    gemm_flops += flops;
+    linears[linear_short_name(kind)] = {{"shape", {weight.size(0), weight.size(1)}},
+                                        {"gemm_seconds", t_gemm},
+                                        {"gemm_gflops", flops / t_gemm * 1e-9},
+                                        {"read_write_pass_seconds", t_rw}};
+  }
+  const RopeTables rope = make_rope_tables(config, tokens, c10::Device(c10::kCPU));
+  const at::Tensor hidden = random_normal({1, tokens, config.hidden_size}, 23);
+  const double t_forward = median_seconds(reps, [&] { decoder_layer_forward(w, config, rope, hidden); });
+  const int64_t forward_flops = layer_forward_flops(config, tokens);
+  return {{"threads", configure_threads()},
+          {"tokens", tokens},
+          {"reps", reps},
+          {"linears", linears},
+          {"gemm_layer_seconds", gemm_seconds},
+          {"gemm_layer_gflops", gemm_flops / gemm_seconds * 1e-9},
+          {"layer_forward_flops", forward_flops},
+          {"isolated_forward_seconds", t_forward},
+          {"isolated_forward_gflops", forward_flops / t_forward * 1e-9}};
+}
+
+}  // namespace
+}  // namespace pipeprune::bench
+
+int main(int argc, char** argv) {
+  using namespace pipeprune;
+  try {
+    const auto args = bench::parse_args(argc, argv);
+    bench::configure_threads();
+    const ModelConfig config = ModelConfig::from_file(args.at("--model"));
+    const int reps = args.count("--reps") ? std::stoi(args.at("--reps")) : 5;
+    const nlohmann::json result = bench::probe(config, std::stoll(args.at("--tokens")), std::max(1, reps));
+    write_file_atomic(args.at("--output"), result.dump(2) + "\n");
+    std::printf("gemm_probe: GEMM %.1f GFLOP/s, isolated layer forward %.1f GFLOP/s (%lld tokens, %d threads)\n",
+                result["gemm_layer_gflops"].get<double>(), result["isolated_forward_gflops"].get<double>(),
+                static_cast<long long>(result["tokens"].get<int64_t>()), result["threads"].get<int>());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
