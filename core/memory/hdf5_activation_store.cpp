@@ -145,7 +145,11 @@ class Hdf5ActivationStore final : public SpillingActivationStore {
                     path_.string() << ": activation spill file already exists; another run may be using this "
                                       "--spill-dir: remove the file if not, or choose another --spill-dir");
     H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-    if (fapl.valid()) H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    if (fapl.valid()) {
+      H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+      // The file is private to this process; flock fails on some cluster file systems.
+      H5Pset_file_locking(fapl.get(), false, true);
+    }
     file_ = H5Handle(H5Fcreate(path_.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), H5Fclose);
     PIPEPRUNE_CHECK(file_.valid(), IoError,
                     path_.string() << ": cannot create activation spill file (" << hdf5_error_detail()

@@ -175,7 +175,8 @@ const MemoryCheckpoint& MemoryLog::checkpoint(std::string name) {
 std::string MemoryLog::summary_table() const { return summary_table(rows_); }
 
 std::string MemoryLog::summary_table(const std::vector<MemoryCheckpoint>& rows) {
-  const bool device = std::any_of(rows.begin(), rows.end(), [](const MemoryCheckpoint& r) { return r.device.has_value(); });
+  const bool device =
+      std::any_of(rows.begin(), rows.end(), [](const MemoryCheckpoint& r) { return r.device.has_value(); });
   std::vector<std::vector<std::string>> cells;
   cells.push_back({"checkpoint", "seconds", "host rss", "host peak", "rss delta"});
   if (device) {

@@ -23,7 +23,19 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-fs::path temp_dir(const std::string& name) { return testing::fresh_temp_dir("spill_" + name); }
+// A fresh folder, removed with what is left in it when the test binary ends.
+fs::path temp_dir(const std::string& name) {
+  struct Cleanup {
+    std::vector<fs::path> dirs;
+    ~Cleanup() {
+      std::error_code ec;
+      for (const auto& dir : dirs) fs::remove_all(dir, ec);
+    }
+  };
+  static Cleanup cleanup;
+  cleanup.dirs.push_back(testing::fresh_temp_dir("spill_" + name));
+  return cleanup.dirs.back();
+}
 
 // Same dtype, same shape, same bytes (NaN payloads and -0.0 included).
 bool same_bytes(const at::Tensor& a, const at::Tensor& b) {
