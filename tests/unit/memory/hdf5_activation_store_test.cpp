@@ -155,7 +155,11 @@ TEST(SpillingActivationStore, FileLayout_OneChunkedDatasetWithDtypeAttribute) {
   auto store = make_spilling_activation_store(4, 0, dir, "layout");
   const at::Tensor x = sample({1, 3, 8}, at::kBFloat16, 8);
   store->put(2, x);
-  hid_t file = H5Fopen(store->spill_path().c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  // A second open in the process must match the store's file-locking setting (off).
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_file_locking(fapl, false, true);
+  hid_t file = H5Fopen(store->spill_path().c_str(), H5F_ACC_RDONLY, fapl);
+  H5Pclose(fapl);
   ASSERT_GE(file, 0);
   hid_t dataset = H5Dopen2(file, "activations", H5P_DEFAULT);
   ASSERT_GE(dataset, 0);
