@@ -3,7 +3,10 @@
 // calibration sequence length (the pipeline runs one sequence at a time), one isolated layer
 // forward, and one read+write pass over each weight matrix.
 //
-//   gemm_probe --model DIR --tokens T [--reps 5] --output probe.json
+//   gemm_probe --model DIR --tokens T [--batch N] [--reps 5] --output probe.json
+//
+// With --batch N it also times the linears on N sequences at once (what batching the
+// calibration samples would give), and q/k/v and gate/up each fused into one GEMM.
 //
 // Times are medians over --reps runs after one warm-up run. Threads as pipeprune's default
 // (all cores) unless PIPEPRUNE_BENCH_THREADS is set.
@@ -42,12 +45,13 @@ std::map<std::string, std::string> parse_args(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) args[argv[i]] = argv[i + 1];
   for (const char* required : {"--model", "--tokens", "--output"}) {
     PIPEPRUNE_CHECK(args.count(required), ConfigError,
-                    "gemm_probe: missing " << required << " (usage: gemm_probe --model DIR --tokens T [--reps 5] --output F.json)");
+                    "gemm_probe: missing " << required
+                                           << " (usage: gemm_probe --model DIR --tokens T [--batch N] [--reps 5] --output F.json)");
   }
   return args;
 }
 
-nlohmann::json probe(const ModelConfig& config, int64_t tokens, int reps) {
+nlohmann::json probe(const ModelConfig& config, int64_t tokens, int64_t batch, int reps) {
   c10::InferenceMode guard;
   const DecoderLayerWeights w = random_layer(config, 21);
   nlohmann::json linears = nlohmann::json::object();
@@ -67,6 +71,27 @@ nlohmann::json probe(const ModelConfig& config, int64_t tokens, int reps) {
                                         {"gemm_gflops", flops / t_gemm * 1e-9},
                                         {"read_write_pass_seconds", t_rw}};
   }
+  // What the proposed optimizations would buy: q/k/v and gate/up as one GEMM each, and
+  // all calibration samples of a pass as one batch.
+  const at::Tensor x = random_normal({1, tokens, config.hidden_size}, 24);
+  const at::Tensor qkv = at::cat({w[LinearKind::kQ].weight, w[LinearKind::kK].weight, w[LinearKind::kV].weight});
+  const at::Tensor gate_up = at::cat({w[LinearKind::kGate].weight, w[LinearKind::kUp].weight});
+  const double t_qkv = median_seconds(reps, [&] { at::linear(x, qkv); });
+  const double t_gate_up = median_seconds(reps, [&] { at::linear(x, gate_up); });
+  const double t_qkv_split = linears["q"]["gemm_seconds"].get<double>() + linears["k"]["gemm_seconds"].get<double>() +
+                             linears["v"]["gemm_seconds"].get<double>();
+  const double t_gate_up_split = linears["gate"]["gemm_seconds"].get<double>() + linears["up"]["gemm_seconds"].get<double>();
+  double t_batched = 0;
+  for (LinearKind kind : kAllLinears) {
+    const at::Tensor xb = random_normal({batch, tokens, w[kind].weight.size(1)}, 25);
+    t_batched += median_seconds(std::max(1, reps / 2), [&] { at::linear(xb, w[kind].weight); });
+  }
+  const nlohmann::json options = {
+      {"fused_qkv_speedup", t_qkv_split / t_qkv},
+      {"fused_gate_up_speedup", t_gate_up_split / t_gate_up},
+      {"batch", batch},
+      {"batched_gemm_layer_gflops", batch * gemm_flops / t_batched * 1e-9}};
+
   const RopeTables rope = make_rope_tables(config, tokens, c10::Device(c10::kCPU));
   const at::Tensor hidden = random_normal({1, tokens, config.hidden_size}, 23);
   const double t_forward = median_seconds(reps, [&] { decoder_layer_forward(w, config, rope, hidden); });
@@ -79,7 +104,8 @@ nlohmann::json probe(const ModelConfig& config, int64_t tokens, int reps) {
           {"gemm_layer_gflops", gemm_flops / gemm_seconds * 1e-9},
           {"layer_forward_flops", forward_flops},
           {"isolated_forward_seconds", t_forward},
-          {"isolated_forward_gflops", forward_flops / t_forward * 1e-9}};
+          {"isolated_forward_gflops", forward_flops / t_forward * 1e-9},
+          {"options", options}};
 }
 
 }  // namespace
@@ -92,7 +118,9 @@ int main(int argc, char** argv) {
     bench::configure_threads();
     const ModelConfig config = ModelConfig::from_file(args.at("--model"));
     const int reps = args.count("--reps") ? std::stoi(args.at("--reps")) : 5;
-    const nlohmann::json result = bench::probe(config, std::stoll(args.at("--tokens")), std::max(1, reps));
+    const int64_t batch = args.count("--batch") ? std::stoll(args.at("--batch")) : 1;
+    const nlohmann::json result =
+        bench::probe(config, std::stoll(args.at("--tokens")), std::max<int64_t>(1, batch), std::max(1, reps));
     write_file_atomic(args.at("--output"), result.dump(2) + "\n");
     std::printf("gemm_probe: GEMM %.1f GFLOP/s, isolated layer forward %.1f GFLOP/s (%lld tokens, %d threads)\n",
                 result["gemm_layer_gflops"].get<double>(), result["isolated_forward_gflops"].get<double>(),

@@ -67,7 +67,7 @@ vocab=$(grep -o '"vocab_size": *[0-9]*' "$work/model/config.json" | grep -o '[0-
 "$bench/random_tokens" --vocab "$vocab" --nsamples "$nsamples" --seqlen "$seqlen" --seed 0 --output "$work/tokens.npy"
 
 say "gemm_probe at $seqlen tokens"
-"$bench/gemm_probe" --model "$work/model" --tokens "$seqlen" --reps 5 --output "$work/probe.json" >&2
+"$bench/gemm_probe" --model "$work/model" --tokens "$seqlen" --batch "$nsamples" --reps 5 --output "$work/probe.json" >&2
 
 report_args=()
 for method in $methods; do
