@@ -63,10 +63,11 @@ void stage_inputs(const StageContext& context, const at::Tensor& windows, Activa
                         kTagCalibration, inputs);
     return;
   }
-  const EmbeddingWeights embedding =
-      to_compute(load_embedding(context.checkpoint, context.config), context.device, context.compute_dtype);
+  // Rows are looked up in the stored dtype and upcast afterwards: the same values as upcasting
+  // the whole table first, without holding a compute copy of it.
+  const EmbeddingWeights embedding = load_embedding(context.checkpoint, context.config);
   for (int64_t s = 0; s < windows.size(0); ++s) {
-    inputs.put(s, embed_tokens(embedding, windows.slice(0, s, s + 1).to(context.device)).to(context.compute_dtype));
+    inputs.put(s, embed_tokens(embedding, windows.slice(0, s, s + 1)).to(context.device, context.compute_dtype));
   }
 }
 
@@ -134,15 +135,14 @@ std::vector<LayerPruneResult> prune_dense(const StageContext& context, const Pru
     const std::vector<int64_t> shape{1, windows.size(1), context.config.hidden_size};
     std::unique_ptr<EmbeddingWeights> embedding;
     if (context.is_first()) {
-      embedding = std::make_unique<EmbeddingWeights>(
-          to_compute(load_embedding(context.checkpoint, context.config), context.device, context.compute_dtype));
+      embedding = std::make_unique<EmbeddingWeights>(load_embedding(context.checkpoint, context.config));
     }
     Progress progress("dense stats pass, sample", windows.size(0), 2.0, /*every_rank=*/true);
     for (int64_t s = 0; s < windows.size(0); ++s) {
       c10::InferenceMode inference_guard;
       at::Tensor hidden;
       if (context.is_first()) {
-        hidden = embed_tokens(*embedding, windows.slice(0, s, s + 1).to(context.device)).to(context.compute_dtype);
+        hidden = embed_tokens(*embedding, windows.slice(0, s, s + 1)).to(context.device, context.compute_dtype);
       } else {
         RecvOptions recv{kTagCalibration, TensorExpectation{context.compute_dtype, shape}, context.device};
         hidden = context.transport->recv(context.previous_rank(), recv);

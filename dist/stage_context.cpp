@@ -4,28 +4,14 @@
 #include "core/memory/host_memory.h"
 #include "core/model/layer_weights.h"
 #include "dist/budget.h"
-#include "dist/model_writer.h"
 
 namespace pipeprune {
 
-ModelFootprint footprint_of(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config) {
+ModelFootprint footprint_of(const ModelSpec& spec) {
   ModelFootprint footprint;
-  footprint.layer_bytes.assign(static_cast<size_t>(config.n_layers), 0);
-  for (const std::string& name : checkpoint.names()) {
-    const int64_t bytes = checkpoint.info(name).n_bytes;
-    if (const auto layer = decoder_layer_of(name)) {
-      PIPEPRUNE_CHECK(*layer < config.n_layers, FormatError,
-                      checkpoint.dir().string() << ": tensor " << name << " is beyond num_hidden_layers "
-                                                << config.n_layers << " of config.json");
-      footprint.layer_bytes[static_cast<size_t>(*layer)] += bytes;
-    } else if (name == "model.embed_tokens.weight") {
-      footprint.embedding_bytes += bytes;
-    } else {
-      footprint.head_bytes += bytes;
-    }
-  }
-  // A tied lm_head is the embedding: the last rank holds a copy of it.
-  if (config.tie_word_embeddings) footprint.head_bytes += footprint.embedding_bytes;
+  for (int64_t l = 0; l < spec.n_layers(); ++l) footprint.layer_bytes.push_back(spec.bytes_layer(l));
+  footprint.embedding_bytes = spec.bytes_embedding();
+  footprint.head_bytes = spec.bytes_head();
   return footprint;
 }
 
@@ -33,8 +19,10 @@ StageContext open_stage(Transport& transport, const StageOptions& options) {
   StageContext context;
   context.transport = &transport;
   context.model_dir = options.model_dir;
-  context.config = ModelConfig::from_file(options.model_dir / "config.json");
+  context.spec = ModelSpec::open(options.model_dir);
+  context.config = context.spec.config;
   context.checkpoint = SafetensorsCheckpoint::open(options.model_dir);
+  context.baseline_bytes = runtime_baseline_bytes();
   context.device = options.device;
   context.compute_dtype = options.compute_dtype;
 
@@ -52,7 +40,7 @@ StageContext open_stage(Transport& transport, const StageOptions& options) {
     ranks[r].device = devices[r];
     ranks[r].budget_bytes = static_cast<int64_t>(budgets[r]);
   }
-  context.plan = plan_stages(footprint_of(context.checkpoint, context.config), ranks);
+  context.plan = plan_stages(footprint_of(context.spec), ranks);
   context.stage = context.plan.stages[static_cast<size_t>(transport.rank())];
   return context;
 }

@@ -14,7 +14,9 @@
 #include <string>
 
 #include "core/io/safetensors.h"
+#include "core/memory/memory_estimate.h"
 #include "core/model/model_config.h"
+#include "core/model/model_spec.h"
 #include "dist/stage_plan.h"
 #include "dist/transport/transport.h"
 
@@ -32,7 +34,9 @@ struct StageContext {
   Transport* transport = nullptr;
   std::filesystem::path model_dir;
   ModelConfig config;
+  ModelSpec spec;  // shapes and bytes of every tensor, from the headers
   SafetensorsCheckpoint checkpoint;
+  int64_t baseline_bytes = 0;  // this rank's RSS before any model data (runtime_baseline_bytes)
   StagePlan plan;
   Stage stage;
   c10::Device device = c10::Device(c10::kCPU);
@@ -44,10 +48,11 @@ struct StageContext {
   bool is_last() const { return stage.rank + 1 == plan.world_size(); }
   int previous_rank() const { return stage.rank - 1; }
   int next_rank() const { return stage.rank + 1; }
+  StageShare share() const { return StageShare{stage.first_layer, stage.end_layer, stage.has_embedding, stage.has_head}; }
 };
 
-// Byte sizes of the layers, embedding and head, from the checkpoint's headers.
-ModelFootprint footprint_of(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config);
+// Byte sizes of the layers, embedding and head, as the planner weighs them.
+ModelFootprint footprint_of(const ModelSpec& spec);
 
 StageContext open_stage(Transport& transport, const StageOptions& options);
 

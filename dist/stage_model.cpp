@@ -12,7 +12,8 @@ StageModel::StageModel(const StageContext& context, int64_t max_positions) : con
   const ModelConfig& config = context.config;
   rope_ = make_rope_tables(config, max_positions, context.device);
   if (context.is_first()) {
-    embedding_ = to_compute(load_embedding(context.checkpoint, config), context.device, context.compute_dtype);
+    // Kept in the stored dtype: rows are upcast after the lookup (same values, less memory).
+    embedding_ = load_embedding(context.checkpoint, config);
   }
   for (int64_t l = context.stage.first_layer; l < context.stage.end_layer; ++l) {
     layers_.push_back(to_compute(load_decoder_layer(context.checkpoint, config, l), context.device,
@@ -31,7 +32,7 @@ at::Tensor StageModel::pipeline_forward(const at::Tensor& tokens, int tag, std::
   const int64_t position_offset = (caches && !caches->empty()) ? (*caches)[0].length : 0;
   at::Tensor hidden;
   if (context_.is_first()) {
-    hidden = embed_tokens(embedding_, tokens.to(context_.device)).to(context_.compute_dtype);
+    hidden = embed_tokens(embedding_, tokens).to(context_.device, context_.compute_dtype);
   } else {
     RecvOptions options;
     options.tag = tag;

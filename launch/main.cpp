@@ -1,6 +1,8 @@
 // The pipeprune entry point: parses the command line, runs one subcommand, and turns any
 // failure into one error line and a non-zero exit. Under mpirun, a failing rank removes its
 // temporary outputs and aborts the whole job so the other ranks never wait forever.
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <exception>
@@ -30,6 +32,10 @@ int fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Large tensors always come from mmap and go back to the system when freed; without this,
+  // glibc raises its mmap threshold after the first frees and keeps freed layers in the heap,
+  // so resident memory would drift above what the memory planner accounts for.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   CLI::App app{"pipeprune: one-shot pruning (magnitude, Wanda, SparseGPT) of Llama-family models,\n"
                "on one CPU, one GPU, or a pipeline of ranks under mpirun"};
   app.require_subcommand(1);

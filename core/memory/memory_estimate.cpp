@@ -1,0 +1,206 @@
+#include "core/memory/memory_estimate.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+
+#include "core/memory/host_memory.h"
+#include "core/model/decoder.h"
+#include "core/model/layer_weights.h"
+
+namespace pipeprune {
+namespace {
+
+int64_t layer_parameters(const ModelSpec& spec, int64_t layer) {
+  int64_t n = 0;
+  for (const SpecTensor& t : spec.layers[static_cast<size_t>(layer)]) {
+    int64_t numel = 1;
+    for (int64_t d : t.shape) numel *= d;
+    n += numel;
+  }
+  return n;
+}
+
+// Stored bytes + compute copy of one layer.
+int64_t layer_weights(const ModelSpec& spec, int64_t layer, int64_t compute_element_size) {
+  return spec.bytes_layer(layer) + layer_parameters(spec, layer) * compute_element_size;
+}
+
+// Statistics of the linears pruned together (all seven, or the largest true-sequential group).
+int64_t layer_statistics(const ModelConfig& config, const EstimateSettings& settings) {
+  auto stats = [&](LinearKind kind) { return pruner_statistics_bytes(settings.method, linear_shape(config, kind)[1]); };
+  if (!settings.true_sequential || settings.dense_calibration) {
+    int64_t sum = 0;
+    for (LinearKind kind : kAllLinears) sum += stats(kind);
+    return sum;
+  }
+  return std::max({stats(LinearKind::kQ) + stats(LinearKind::kK) + stats(LinearKind::kV), stats(LinearKind::kO),
+                   stats(LinearKind::kGate) + stats(LinearKind::kUp), stats(LinearKind::kDown)});
+}
+
+int64_t layer_mask_scratch(const ModelConfig& config, const EstimateSettings& settings) {
+  int64_t largest = 0;
+  for (LinearKind kind : kAllLinears) {
+    const auto shape = linear_shape(config, kind);
+    largest = std::max(largest, mask_scratch_bytes(settings.method, settings.nm_pattern, shape[0], shape[1]));
+  }
+  return largest;
+}
+
+struct ActivationSplit {
+  int64_t ram = 0;
+  int64_t spilled = 0;
+};
+
+// `stores` activation stores of `samples` samples each, sharing `ram_allowed` bytes of RAM.
+ActivationSplit split_activations(int64_t stores, int64_t samples, int64_t sample_bytes, int64_t ram_allowed) {
+  const int64_t total = stores * samples * sample_bytes;
+  if (ram_allowed < 0 || total <= ram_allowed) return {total, 0};
+  // Each store keeps whole samples in RAM up to its share, at least none.
+  const int64_t per_store = ram_allowed / std::max<int64_t>(1, stores);
+  const int64_t in_ram = std::min(samples, per_store / std::max<int64_t>(1, sample_bytes)) * sample_bytes;
+  return {stores * in_ram, total - stores * in_ram};
+}
+
+}  // namespace
+
+int64_t mask_scratch_bytes(PruneMethod method, bool nm_pattern, int64_t rows, int64_t cols) {
+  const int64_t weight = rows * cols * 4;
+  switch (method) {
+    case PruneMethod::kMagnitude:
+      return nm_pattern ? weight * 13 / 10 : 2 * weight;
+    case PruneMethod::kWanda:
+      return 2 * weight;
+    case PruneMethod::kSparseGPT:
+      return 2 * cols * cols * 4 + weight * 5 / 4;
+  }
+  return 2 * weight;
+}
+
+MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& share, const EstimateSettings& settings) {
+  const ModelConfig& config = spec.config;
+  const bool calibrated = settings.method != PruneMethod::kMagnitude;
+  const int64_t sample_bytes = settings.seqlen * config.hidden_size * settings.compute_element_size;
+  const int64_t n_layers = share.end_layer - share.first_layer;
+  const int64_t forward_scratch =
+      calibrated ? decoder_layer_scratch_bytes(config, 1, settings.seqlen, settings.seqlen,
+                                               settings.compute_element_size == 4 ? at::kFloat : at::kBFloat16)
+                 : 0;
+  const int64_t mask_scratch = layer_mask_scratch(config, settings);
+  const int64_t stats = calibrated ? layer_statistics(config, settings) : 0;
+
+  MemoryEstimate peak;
+  auto consider = [&](MemoryEstimate phase, const std::string& name) {
+    phase.baseline = settings.baseline_bytes;
+    phase.peak_phase = name;
+    if (phase.total() > peak.total() || peak.peak_phase.empty()) peak = phase;
+  };
+
+  if (settings.dense_calibration) {
+    // Every owned layer (stored + compute) and every pruner at once; one sample in flight.
+    MemoryEstimate phase;
+    for (int64_t l = share.first_layer; l < share.end_layer; ++l) {
+      phase.weights += layer_weights(spec, l, settings.compute_element_size);
+    }
+    if (share.embedding) phase.weights += spec.bytes_embedding();
+    phase.activations = calibrated ? 2 * sample_bytes : 0;
+    phase.statistics = stats * n_layers;
+    phase.scratch = std::max(forward_scratch, mask_scratch);
+    consider(phase, "dense stats pass");
+  } else {
+    // Two stores (into and out of the current layer) when the stage has several layers; the
+    // last layer of a stage streams its outputs to the next rank or drops them.
+    const int64_t stores = calibrated ? (n_layers >= 2 ? 2 : 1) : 0;
+    const ActivationSplit activations =
+        split_activations(stores, settings.nsamples, sample_bytes, settings.activation_ram_bytes);
+    if (share.embedding && calibrated) {
+      MemoryEstimate phase;
+      phase.weights = spec.bytes_embedding();
+      const ActivationSplit one = split_activations(1, settings.nsamples, sample_bytes, settings.activation_ram_bytes);
+      phase.activations = one.ram;
+      phase.activations_spilled = one.spilled;
+      consider(phase, "embedding");
+    }
+    for (int64_t l = share.first_layer; l < share.end_layer; ++l) {
+      MemoryEstimate phase;
+      phase.weights = layer_weights(spec, l, settings.compute_element_size);
+      phase.activations = activations.ram;
+      phase.activations_spilled = activations.spilled;
+      phase.statistics = stats;
+      phase.scratch = std::max(forward_scratch, mask_scratch);
+      consider(phase, "layer " + std::to_string(l));
+    }
+  }
+  if (share.embedding) {
+    // Saving: the first rank copies the embedding, final norm and lm_head into the output.
+    MemoryEstimate phase;
+    phase.weights = std::max(spec.bytes_embedding(), spec.bytes_head());
+    consider(phase, "saving");
+  }
+  return peak;
+}
+
+int64_t minimum_prune_budget(const ModelSpec& spec, const StageShare& share, const EstimateSettings& settings) {
+  EstimateSettings tight = settings;
+  const int64_t sample_bytes = settings.seqlen * spec.config.hidden_size * settings.compute_element_size;
+  tight.activation_ram_bytes = 2 * sample_bytes;
+  return estimate_prune_rank(spec, share, tight).total();
+}
+
+MemoryEstimate estimate_eval_rank(const ModelSpec& spec, const StageShare& share, int64_t n_windows,
+                                  int64_t seqlen, int64_t compute_element_size, int64_t baseline_bytes,
+                                  bool resident) {
+  const ModelConfig& config = spec.config;
+  const int64_t sample_bytes = seqlen * config.hidden_size * compute_element_size;
+  const int64_t forward_scratch =
+      decoder_layer_scratch_bytes(config, 1, seqlen, seqlen, compute_element_size == 4 ? at::kFloat : at::kBFloat16);
+  // The last rank also holds one window's logits and their fp32 log-softmax.
+  const int64_t logits = share.head ? 3 * seqlen * config.vocab_size * 4 : 0;
+  MemoryEstimate estimate;
+  estimate.baseline = baseline_bytes;
+  if (resident) {
+    int64_t params = 0;
+    int64_t largest_stored = 0;
+    for (int64_t l = share.first_layer; l < share.end_layer; ++l) {
+      params += layer_parameters(spec, l);
+      largest_stored = std::max(largest_stored, spec.bytes_layer(l));
+    }
+    estimate.weights = params * compute_element_size + largest_stored;
+    estimate.activations = 2 * sample_bytes;
+    estimate.peak_phase = "resident layers";
+  } else {
+    int64_t largest = 0;
+    for (int64_t l = share.first_layer; l < share.end_layer; ++l) {
+      largest = std::max(largest, layer_weights(spec, l, compute_element_size));
+    }
+    estimate.weights = largest;
+    estimate.activations = 2 * n_windows * sample_bytes;
+    estimate.peak_phase = "streamed layer";
+  }
+  if (share.embedding) estimate.weights += spec.bytes_embedding();
+  if (share.head) {
+    // Final norm and lm_head, stored and in the compute dtype.
+    int64_t head_params = 0;
+    for (const SpecTensor& t : spec.head) {
+      int64_t numel = 1;
+      for (int64_t d : t.shape) numel *= d;
+      head_params += numel;
+    }
+    estimate.weights += spec.bytes_head() + head_params * compute_element_size;
+  }
+  estimate.scratch = std::max(forward_scratch, logits);
+  return estimate;
+}
+
+int64_t runtime_baseline_bytes() {
+  c10::InferenceMode guard;
+  // A small GEMM makes OpenBLAS (and ATen's thread pool) allocate their per-thread buffers,
+  // which every pipeprune rank holds once it has run a forward pass.
+  const at::Tensor a = at::ones({256, 256});
+  const at::Tensor b = a.matmul(a);
+  (void)b;
+  return process_rss_bytes();
+}
+
+}  // namespace pipeprune

@@ -1,0 +1,81 @@
+// What one rank of a job will hold at its peak, computed from the model's shapes alone: the
+// estimator behind `pipeprune estimate`, the planner's budget checks and placements, and the
+// estimated-versus-measured figures of the prune report.
+//
+// Every byte the pipeline holds has an owner here (see DESIGN.md, "Memory is planned"):
+//  baseline     the process itself: libraries, thread pools, BLAS buffers (measured at run
+//               time by runtime_baseline_bytes(), or a fixed figure for a config-only estimate)
+//  weights      one decoder layer in its stored dtype plus its compute copy (streamed layers),
+//               or every owned layer (resident placements and dense calibration)
+//  activations  the calibration (or evaluation) hidden states entering and leaving the current
+//               layer, in the compute dtype, up to the RAM allowed for them (the rest spills)
+//  statistics   per linear: cols floats (Wanda) or cols^2 floats (SparseGPT), for the linears
+//               pruned together
+//  scratch      the larger of one sample's forward temporaries and the mask computation's
+// The peak is taken over the phases of the job (embedding, each layer, saving), not summed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/model/model_spec.h"
+#include "core/prune/pruner.h"
+
+namespace pipeprune {
+
+// The layers a rank owns and whether it holds the embedding / the head.
+struct StageShare {
+  int64_t first_layer = 0;
+  int64_t end_layer = 0;
+  bool embedding = false;
+  bool head = false;
+};
+
+struct EstimateSettings {
+  PruneMethod method = PruneMethod::kWanda;
+  bool nm_pattern = false;
+  bool true_sequential = false;
+  bool dense_calibration = false;
+  int64_t nsamples = 128;
+  int64_t seqlen = 2048;
+  int64_t compute_element_size = 4;  // fp32 compute
+  int64_t baseline_bytes = 0;
+  // RAM the activation stores may use; beyond it they spill to disk. < 0: unlimited.
+  int64_t activation_ram_bytes = -1;
+};
+
+struct MemoryEstimate {
+  int64_t baseline = 0;
+  int64_t weights = 0;
+  int64_t activations = 0;  // in RAM (spilled bytes are not counted)
+  int64_t activations_spilled = 0;
+  int64_t statistics = 0;
+  int64_t scratch = 0;
+  std::string peak_phase;  // which phase sets the peak, e.g. "layer 3"
+  int64_t total() const { return baseline + weights + activations + statistics + scratch; }
+};
+
+// Peak of a rank in `prune` (sequential or dense calibration).
+MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& share, const EstimateSettings& settings);
+
+// The smallest budget a prune rank can run in: every activation spilled but one sample of each
+// store kept in RAM.
+int64_t minimum_prune_budget(const ModelSpec& spec, const StageShare& share, const EstimateSettings& settings);
+
+// Peak of a rank evaluating `n_windows` windows of `seqlen` tokens: layers resident in the
+// compute dtype (resident = true) or streamed one at a time over all windows (false).
+MemoryEstimate estimate_eval_rank(const ModelSpec& spec, const StageShare& share, int64_t n_windows,
+                                  int64_t seqlen, int64_t compute_element_size, int64_t baseline_bytes,
+                                  bool resident);
+
+// Temporaries of one linear's mask computation beyond its statistics (measured on this
+// LibTorch: about 2 weight copies for magnitude and Wanda, 2 Hessians + 1.25 weights for SparseGPT).
+int64_t mask_scratch_bytes(PruneMethod method, bool nm_pattern, int64_t rows, int64_t cols);
+
+// RSS of this process after a warm-up GEMM has made the BLAS allocate its buffers: the memory a
+// pipeprune rank holds before any model data.
+int64_t runtime_baseline_bytes();
+// What a config-only estimate assumes for the baseline when it cannot measure (another machine).
+constexpr int64_t kDefaultBaselineBytes = 200LL << 20;
+
+}  // namespace pipeprune
