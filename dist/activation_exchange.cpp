@@ -10,6 +10,9 @@ SendingActivationStore::SendingActivationStore(Transport& transport, int destina
     : transport_(transport), destination_(destination), n_samples_(n_samples), tag_(tag) {}
 
 void SendingActivationStore::put(int64_t index, const at::Tensor& activation) {
+  // A pass retried after an out-of-memory failure puts again the samples it had already sent;
+  // the receiver has them, so they are skipped.
+  if (index < next_index_) return;
   // Samples go out in order; the receiver stores them by arrival.
   PIPEPRUNE_CHECK(index == next_index_, Error,
                   "activations must be sent in order: got sample " << index << ", expected " << next_index_);

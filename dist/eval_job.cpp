@@ -13,7 +13,9 @@
 #include "core/tokenizer/tokenizer.h"
 #include "dist/activation_exchange.h"
 #include "dist/root_work.h"
+#include "dist/memory_plan.h"
 #include "dist/stage_model.h"
+#include "dist/streamed_eval.h"
 
 namespace pipeprune {
 namespace {
@@ -56,14 +58,25 @@ EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options) {
       open_stage(transport, StageOptions{options.model_dir, options.device, options.compute_dtype, options.budget_bytes});
   const int64_t seqlen = clamp_seqlen(options.seqlen, context.config.max_position_embeddings);
   const at::Tensor windows = eval_windows(context, options, seqlen);
-  StageModel model(context, seqlen);
   PerplexityAccumulator accumulator;
-  Progress progress("eval window", windows.size(0));
-  for (int64_t w = 0; w < windows.size(0); ++w) {
-    const at::Tensor tokens = windows.slice(0, w, w + 1);
-    const at::Tensor logits = model.pipeline_forward(tokens, kTagEvaluation);
-    if (context.is_last()) accumulator.add(logits, tokens);
-    progress.update(w + 1);
+  // Layers resident when they fit this rank's budget (windows then flow through the stages one
+  // at a time); otherwise streamed from the checkpoint one layer at a time over all windows.
+  const MemoryPlan memory = plan_eval_memory(context, windows.size(0), seqlen);
+  if (memory.resident) {
+    log::rank_info("eval: layers resident, {}", memory.describe());
+    StageModel model(context, seqlen);
+    Progress progress("eval window", windows.size(0));
+    for (int64_t w = 0; w < windows.size(0); ++w) {
+      const at::Tensor tokens = windows.slice(0, w, w + 1);
+      const at::Tensor logits = model.pipeline_forward(tokens, kTagEvaluation);
+      if (context.is_last()) accumulator.add(logits, tokens);
+      progress.update(w + 1);
+    }
+  } else {
+    log::rank_info("eval: layers streamed one at a time, {}", memory.describe());
+    const std::filesystem::path spill_dir =
+        options.spill_dir.empty() ? std::filesystem::temp_directory_path() : options.spill_dir;
+    evaluate_streamed(context, windows, memory, spill_dir, accumulator);
   }
   // The last rank holds the sums; every rank returns them.
   at::Tensor sums = at::tensor({accumulator.total_nll(), static_cast<double>(accumulator.predictions())}, at::kDouble);

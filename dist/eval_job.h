@@ -21,6 +21,7 @@ struct EvalJobOptions {
   c10::Device device = c10::Device(c10::kCPU);
   c10::ScalarType compute_dtype = c10::ScalarType::Float;
   std::optional<int64_t> budget_bytes;
+  std::filesystem::path spill_dir;  // for hidden states beyond the budget; empty: the temp dir
 };
 
 struct EvalResult {

@@ -7,6 +7,7 @@
 
 #include "core/common/error.h"
 #include "core/common/progress.h"
+#include "dist/device_fallback.h"
 
 namespace pipeprune {
 namespace {
@@ -98,7 +99,13 @@ void LayerPruneSession::prune_current_group() {
 
 LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const ModelConfig& config,
                                         const RopeTables& rope, const ActivationStore* inputs,
-                                        ActivationStore* outputs, const LayerPruneOptions& options) {
+                                        ActivationStore* outputs, const LayerPruneOptions& options,
+                                        const char** operation) {
+  // Names the pass running and gives the test hook its chance to fail it.
+  auto begin = [&](const char* name) {
+    if (operation) *operation = name;
+    maybe_inject_oom(stored.layer, name);
+  };
   const bool calibrated = needs_activations(options.prune);
   PIPEPRUNE_CHECK(!calibrated || inputs != nullptr, Error,
                   "layer " << stored.layer << ": " << prune_method_name(options.prune.method)
@@ -108,21 +115,24 @@ LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const Model
   const std::string where = fmt::format("layer {}/{}", stored.layer + 1, config.n_layers);
   while (!session.done()) {
     if (calibrated) {
+      begin("stats");
       const auto start = Clock::now();
       Progress progress(where + " stats pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
       for (int64_t s = 0; s < inputs->size(); ++s) {
-        session.forward_and_collect(inputs->get(s));
+        session.forward_and_collect(inputs->get(s).to(options.device));
         if (s + 1 < inputs->size()) progress.update(s + 1);
       }
       session.add_stats_seconds(seconds_since(start));
     }
+    begin("mask");
     session.prune_current_group();
   }
   if (calibrated && outputs != nullptr) {
+    begin("output");
     const auto start = Clock::now();
     Progress progress(where + " output pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
     for (int64_t s = 0; s < inputs->size(); ++s) {
-      outputs->put(s, session.forward(inputs->get(s)));
+      outputs->put(s, session.forward(inputs->get(s).to(options.device)));
       if (s + 1 < inputs->size()) progress.update(s + 1);
     }
     session.add_output_seconds(seconds_since(start));

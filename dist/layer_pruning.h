@@ -93,9 +93,11 @@ class LayerPruneSession {
 
 // The sequential driver: prunes `stored` in place from `inputs` ([1, seqlen, hidden] per
 // sample) and fills `outputs` with the pruned layer's outputs (null: not needed). Both may be
-// null for a method that needs no activations.
+// null for a method that needs no activations. `operation`, when given, names the pass running
+// ("stats", "mask", "output") so a failure can be reported with it.
 LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const ModelConfig& config,
                                         const RopeTables& rope, const ActivationStore* inputs,
-                                        ActivationStore* outputs, const LayerPruneOptions& options);
+                                        ActivationStore* outputs, const LayerPruneOptions& options,
+                                        const char** operation = nullptr);
 
 }  // namespace pipeprune

@@ -13,8 +13,11 @@
 #include "core/model/decoder.h"
 #include "core/tokenizer/tokenizer.h"
 #include "dist/activation_exchange.h"
+#include "dist/device_fallback.h"
 #include "dist/eval_job.h"
 #include "dist/model_writer.h"
+#include "dist/job_memory_log.h"
+#include "dist/memory_plan.h"
 #include "dist/prune_report.h"
 #include "dist/root_work.h"
 #include "dist/stage_context.h"
@@ -32,6 +35,17 @@ void maybe_fail_for_test(int64_t layer) {
     PIPEPRUNE_FAIL(Error, "test hook PIPEPRUNE_TEST_FAIL_LAYER: failing in layer " << layer);
   }
 }
+
+// What the drivers of one rank's part of the job share.
+struct PruneRun {
+  const StageContext& context;
+  const PruneJobOptions& options;
+  const at::Tensor& windows;  // real ids on the first rank, the right shape elsewhere
+  ModelWriter& writer;
+  const MemoryPlan& memory;
+  JobMemoryLog& memory_log;
+  std::filesystem::path spill_dir;
+};
 
 // The first rank draws the windows; every rank learns their shape (or the first rank's error).
 at::Tensor calibration_windows(const StageContext& context, const PruneJobOptions& options,
@@ -83,12 +97,37 @@ void log_layer_done(const LayerPruneResult& result, int64_t n_layers, Progress& 
                                     result.seconds_stats, result.seconds_prune, result.seconds_output));
 }
 
-std::vector<LayerPruneResult> prune_sequential(const StageContext& context, const PruneJobOptions& options,
-                                               const at::Tensor& windows, ModelWriter& writer) {
+// Prunes one layer on the compute device; if the device runs out of memory in any pass, frees
+// its caches, reloads the layer and prunes it again on the CPU (the next layer tries the
+// device again).
+LayerPruneResult prune_layer_with_fallback(const StageContext& context, const LayerPruneOptions& layer_options,
+                                           int64_t layer, DecoderLayerWeights& stored, const RopeTables& rope,
+                                           const ActivationStore* inputs, ActivationStore* outputs) {
+  const char* operation = "load";
+  try {
+    return prune_layer_sequential(stored, context.config, rope, inputs, outputs, layer_options, &operation);
+  } catch (...) {
+    if (!is_out_of_memory(std::current_exception())) throw;
+  }
+  log::warn("layer {}/{}: the {} pass ran out of memory on {}; retrying the layer on cpu", layer + 1,
+            context.config.n_layers, operation, layer_options.device.str());
+  release_device_caches();
+  LayerPruneOptions on_cpu = layer_options;
+  on_cpu.device = c10::Device(c10::kCPU);
+  const RopeTables cpu_rope = layer_options.device.is_cpu() ? rope : make_rope_tables(context.config, rope.n_positions(), on_cpu.device);
+  stored = load_decoder_layer(context.checkpoint, context.config, layer);
+  return prune_layer_sequential(stored, context.config, cpu_rope, inputs, outputs, on_cpu);
+}
+
+std::vector<LayerPruneResult> prune_sequential(const PruneRun& run) {
+  const StageContext& context = run.context;
+  const PruneJobOptions& options = run.options;
+  const at::Tensor& windows = run.windows;
   const bool calibrated = needs_activations(options.layer.prune);
   const int64_t nsamples = calibrated ? windows.size(0) : 0;
-  auto inputs = make_memory_activation_store(nsamples);
-  auto outputs = make_memory_activation_store(nsamples);
+  auto inputs = make_planned_store(run.memory, nsamples, run.spill_dir, context.rank(), "a");
+  auto outputs = make_planned_store(run.memory, context.stage.n_layers() >= 2 ? nsamples : 0, run.spill_dir,
+                                    context.rank(), "b");
   std::unique_ptr<ActivationStore> sender;
   if (calibrated) {
     stage_inputs(context, windows, *inputs);
@@ -107,19 +146,22 @@ std::vector<LayerPruneResult> prune_sequential(const StageContext& context, cons
     ActivationStore* out = nullptr;
     if (calibrated) out = stage_last_layer ? sender.get() : outputs.get();
     maybe_fail_for_test(layer);
-    results.push_back(prune_layer_sequential(stored, context.config, rope, calibrated ? inputs.get() : nullptr, out,
-                                             options.layer));
-    writer.write_layer(stored);
+    results.push_back(prune_layer_with_fallback(context, options.layer, layer, stored, rope,
+                                                calibrated ? inputs.get() : nullptr, out));
+    run.writer.write_layer(stored);
     std::swap(inputs, outputs);
     log_layer_done(results.back(), context.config.n_layers, progress, layer - context.stage.first_layer + 1);
+    run.memory_log.checkpoint(fmt::format("layer {} done", layer));
   }
   return results;
 }
 
 // Dense calibration: every owned layer sees dense activations, so each sample runs through all
 // of this stage's layers at once and moves on to the next rank while the next sample starts.
-std::vector<LayerPruneResult> prune_dense(const StageContext& context, const PruneJobOptions& options,
-                                          const at::Tensor& windows, ModelWriter& writer) {
+std::vector<LayerPruneResult> prune_dense(const PruneRun& run) {
+  const StageContext& context = run.context;
+  const PruneJobOptions& options = run.options;
+  const at::Tensor& windows = run.windows;
   const bool calibrated = needs_activations(options.layer.prune);
   const RopeTables rope = make_rope_tables(context.config, calibrated ? windows.size(1) : 1, context.device);
   std::vector<DecoderLayerWeights> stored;
@@ -161,8 +203,9 @@ std::vector<LayerPruneResult> prune_dense(const StageContext& context, const Pru
   for (size_t i = 0; i < sessions.size(); ++i) {
     maybe_fail_for_test(stored[i].layer);
     while (!sessions[i]->done()) sessions[i]->prune_current_group();
-    writer.write_layer(stored[i]);
+    run.writer.write_layer(stored[i]);
     results.push_back(sessions[i]->result());
+    run.memory_log.checkpoint(fmt::format("layer {} done", stored[i].layer));
     log_layer_done(results.back(), context.config.n_layers, progress, static_cast<int64_t>(i) + 1);
   }
   return results;
@@ -189,6 +232,20 @@ std::optional<double> evaluate(Transport& transport, const PruneJobOptions& opti
   }
 }
 
+
+EstimateSettings estimate_settings(const PruneJobOptions& options, const StageContext& context,
+                                   const at::Tensor& windows) {
+  EstimateSettings settings;
+  settings.method = options.layer.prune.method;
+  settings.nm_pattern = options.layer.prune.pattern.is_nm();
+  settings.true_sequential = options.layer.true_sequential;
+  settings.dense_calibration = options.layer.calibration == CalibrationMode::kDense;
+  settings.nsamples = windows.defined() ? windows.size(0) : 0;
+  settings.seqlen = windows.defined() ? windows.size(1) : 1;
+  settings.compute_element_size = static_cast<int64_t>(c10::elementSize(context.compute_dtype));
+  return settings;
+}
+
 }  // namespace
 
 PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& options) {
@@ -196,6 +253,8 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
   c10::InferenceMode inference_guard;
   const auto start = Clock::now();
   PruneJobResult result;
+  JobMemoryLog memory_log(options.log_memory, options.memory_log_csv);
+  memory_log.checkpoint("start");
   const StageContext context =
       open_stage(transport, StageOptions{options.model_dir, options.layer.device, options.layer.compute_dtype,
                                          options.budget_bytes});
@@ -212,24 +271,39 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
   // Clamped (with its warning) only where --seqlen is used: a .npy brings its own window length.
   if (seqlen_used) calibration.seqlen = clamp_seqlen(calibration.seqlen, context.config.max_position_embeddings);
   const at::Tensor windows = calibrated ? calibration_windows(context, options, calibration) : at::Tensor();
+  const MemoryPlan memory = plan_prune_memory(context, estimate_settings(options, context, windows));
+  log::rank_info("memory: {}", memory.describe());
+  memory_log.checkpoint("planned");
   if (options.eval_dense && !options.eval_data.empty()) {
+    memory_log.checkpoint("before dense eval");
     result.perplexity_dense = evaluate(transport, options, calibration.seqlen, options.model_dir, "dense");
+    memory_log.checkpoint("after dense eval");
   }
   ModelWriter writer(context.checkpoint, ModelWriterOptions{options.output, options.overwrite, options.max_shard_bytes},
                      transport);
   writer.begin();
-  const std::vector<LayerPruneResult> layers = options.layer.calibration == CalibrationMode::kDense
-                                                   ? prune_dense(context, options, windows, writer)
-                                                   : prune_sequential(context, options, windows, writer);
+  const std::filesystem::path spill_dir =
+      options.spill_dir.empty() ? std::filesystem::absolute(options.output).parent_path() : options.spill_dir;
+  const PruneRun run{context, options, windows, writer, memory, memory_log, spill_dir};
+  const std::vector<LayerPruneResult> layers =
+      options.layer.calibration == CalibrationMode::kDense ? prune_dense(run) : prune_sequential(run);
+  memory_log.checkpoint("before save");
   writer.finish();
-  PruneReport report = gather_prune_report(context, options, windows, layers);
+  memory_log.checkpoint("after save");
+  PruneReport report = gather_prune_report(context, options, windows, layers, memory);
   result.overall_sparsity = report.overall_sparsity();
   log::info("overall sparsity of the pruned linears: {:.4f}", result.overall_sparsity);
-  if (!options.eval_data.empty()) result.perplexity_pruned = evaluate(transport, options, calibration.seqlen, options.output, "pruned");
+  if (!options.eval_data.empty()) {
+    memory_log.checkpoint("before eval");
+    result.perplexity_pruned = evaluate(transport, options, calibration.seqlen, options.output, "pruned");
+    memory_log.checkpoint("after eval");
+  }
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   report.perplexity_dense = result.perplexity_dense;
   report.perplexity_pruned = result.perplexity_pruned;
   report.seconds_total = result.seconds;
+  memory_log.checkpoint("end");
+  memory_log.finish(transport);
   if (!options.report.empty()) write_prune_report(context, report, options.report);
   return result;
 }

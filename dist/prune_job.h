@@ -31,6 +31,9 @@ struct PruneJobOptions {
   int64_t eval_max_chunks = 0;
   bool eval_dense = false;          // also evaluate the input model first
   std::filesystem::path report;     // empty: no report
+  std::filesystem::path spill_dir;  // empty: next to the output folder
+  bool log_memory = false;
+  std::filesystem::path memory_log_csv = "memory_log.csv";
 };
 
 struct PruneJobResult {

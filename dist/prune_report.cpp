@@ -50,7 +50,8 @@ nlohmann::json PruneReport::to_json() const {
 }
 
 PruneReport gather_prune_report(const StageContext& context, const PruneJobOptions& options,
-                                const at::Tensor& windows, const std::vector<LayerPruneResult>& layers) {
+                                const at::Tensor& windows, const std::vector<LayerPruneResult>& layers,
+                                const MemoryPlan& memory) {
   PruneReport report;
   const PruneOptions& prune = options.layer.prune;
   report.settings = {
@@ -71,14 +72,24 @@ PruneReport gather_prune_report(const StageContext& context, const PruneJobOptio
       {"device", context.device.str()}};
   nlohmann::json mine = nlohmann::json::array();
   for (const auto& layer : layers) mine.push_back(layer_result_json(layer, context.rank()));
-  const nlohmann::json memory = {{"rank", context.rank()},
+  const nlohmann::json rank_memory = {{"rank", context.rank()},
                                  {"host", context.stage.host},
                                  {"device", context.stage.device},
                                  {"layers", {context.stage.first_layer, context.stage.end_layer}},
                                  {"bytes_weights", context.stage.bytes_weights},
+                                 {"budget_bytes", memory.budget_bytes},
+                                 {"estimated_peak_bytes", memory.estimate.total()},
+                                 {"estimate",
+                                  {{"baseline", memory.estimate.baseline},
+                                   {"weights", memory.estimate.weights},
+                                   {"activations", memory.estimate.activations},
+                                   {"activations_spilled", memory.estimate.activations_spilled},
+                                   {"statistics", memory.estimate.statistics},
+                                   {"scratch", memory.estimate.scratch},
+                                   {"peak_phase", memory.estimate.peak_phase}}},
                                  {"peak_rss_bytes", process_peak_rss_bytes()}};
   const auto all_layers = context.transport->all_gather_string(mine.dump());
-  const auto all_memory = context.transport->all_gather_string(memory.dump());
+  const auto all_memory = context.transport->all_gather_string(rank_memory.dump());
   for (const auto& text : all_layers) {
     for (const auto& layer : nlohmann::json::parse(text)) report.layers.push_back(layer);
   }

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dist/layer_pruning.h"
+#include "dist/memory_plan.h"
 #include "dist/stage_context.h"
 
 namespace pipeprune {
@@ -34,7 +35,8 @@ nlohmann::json layer_result_json(const LayerPruneResult& result, int rank);
 
 // Collective: every rank contributes its layers and memory figures.
 PruneReport gather_prune_report(const StageContext& context, const PruneJobOptions& options,
-                                const at::Tensor& windows, const std::vector<LayerPruneResult>& layers);
+                                const at::Tensor& windows, const std::vector<LayerPruneResult>& layers,
+                                const MemoryPlan& memory);
 // First rank only writes (atomically); other ranks return at once.
 void write_prune_report(const StageContext& context, const PruneReport& report, const std::filesystem::path& path);
 

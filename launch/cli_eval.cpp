@@ -16,6 +16,7 @@ struct EvalCli {
   std::string data;
   int64_t seqlen = 2048;
   int64_t max_chunks = 0;
+  std::string spill_dir;
 };
 
 int run(const EvalCli& cli) {
@@ -28,11 +29,13 @@ int run(const EvalCli& cli) {
   job.device = env.device;
   job.compute_dtype = env.compute_dtype;
   job.budget_bytes = env.budget_bytes;
+  job.spill_dir = cli.spill_dir;
   const EvalResult result = run_eval_job(*env.transport, job);
   if (env.transport->rank() == 0) {
-    std::printf("perplexity %.6f (%lld windows of %lld tokens, %lld predictions, %.1fs)\n", result.perplexity,
-                static_cast<long long>(result.windows), static_cast<long long>(result.seqlen),
-                static_cast<long long>(result.predictions), result.seconds);
+    // The total NLL in full precision, so runs can be compared exactly (world sizes, placements).
+    std::printf("perplexity %.6f (%lld windows of %lld tokens, %lld predictions, total nll %.17g, %.1fs)\n",
+                result.perplexity, static_cast<long long>(result.windows), static_cast<long long>(result.seqlen),
+                static_cast<long long>(result.predictions), result.total_nll, result.seconds);
     std::fflush(stdout);
   }
   return 0;
@@ -48,6 +51,7 @@ CommandRunner add_eval_command(CLI::App& app) {
   command->add_option("--data", cli->data, "UTF-8 text file (or JSON lines with a \"text\" field)")->required();
   command->add_option("--seqlen", cli->seqlen, "tokens per window (clamped to the model's context)")->capture_default_str();
   command->add_option("--max-chunks", cli->max_chunks, "evaluate at most N windows (0: all)")->capture_default_str();
+  command->add_option("--spill-dir", cli->spill_dir, "where hidden states beyond the memory budget spill (default: temp dir)");
   add_common_options(*command, cli->common);
   return [cli] { return run(*cli); };
 }

@@ -34,6 +34,9 @@ struct PruneCli {
   std::string report;
   bool overwrite = false;
   std::string max_shard_size;
+  std::string spill_dir;
+  bool log_memory = false;
+  std::string memory_log_file = "memory_log.csv";
   CLI::Option* nsamples_option = nullptr;
   CLI::Option* seqlen_option = nullptr;
 };
@@ -72,6 +75,9 @@ int run(const PruneCli& cli) {
   job.eval_max_chunks = cli.eval_max_chunks;
   job.eval_dense = cli.eval_dense;
   job.report = cli.report;
+  job.spill_dir = cli.spill_dir;
+  job.log_memory = cli.log_memory;
+  job.memory_log_csv = cli.memory_log_file;
 
   RunEnvironment env = make_environment(cli.common);
   job.layer.device = env.device;
@@ -113,6 +119,10 @@ CommandRunner add_prune_command(CLI::App& app) {
   command->add_option("--report", cli->report, "write a JSON report here");
   command->add_flag("--overwrite", cli->overwrite, "replace the output folder if it exists");
   command->add_option("--max-shard-size", cli->max_shard_size, "re-shard the output (e.g. 5GB); default: shard like the input");
+  command->add_option("--spill-dir", cli->spill_dir,
+                      "where activations that exceed the memory budget spill to (HDF5); default: next to --output");
+  command->add_flag("--log-memory", cli->log_memory, "record memory at checkpoints; print a table and write a CSV");
+  command->add_option("--log-memory-file", cli->memory_log_file, "CSV of --log-memory")->capture_default_str();
   add_common_options(*command, cli->common);
   return [cli] { return run(*cli); };
 }

@@ -35,6 +35,12 @@ template <typename... Args>
 void info(fmt::format_string<Args...> f, Args&&... args) {
   if (enabled(Level::kInfo)) write(Level::kInfo, fmt::format(f, std::forward<Args>(args)...));
 }
+// Information about this rank's own share of the work (its memory plan, its layers): shown on
+// every rank, prefixed with the rank, unless --quiet.
+template <typename... Args>
+void rank_info(fmt::format_string<Args...> f, Args&&... args) {
+  if (progress_enabled()) write(Level::kInfo, fmt::format(f, std::forward<Args>(args)...));
+}
 template <typename... Args>
 void warn(fmt::format_string<Args...> f, Args&&... args) {
   if (enabled(Level::kWarn)) write(Level::kWarn, fmt::format(f, std::forward<Args>(args)...));
