@@ -14,6 +14,7 @@ CommandRunner add_prune_command(CLI::App& app);
 CommandRunner add_eval_command(CLI::App& app);
 CommandRunner add_generate_command(CLI::App& app);
 CommandRunner add_plan_command(CLI::App& app);
+CommandRunner add_estimate_command(CLI::App& app);
 CommandRunner add_synth_command(CLI::App& app);
 
 }  // namespace pipeprune

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   runners["eval"] = pipeprune::add_eval_command(app);
   runners["generate"] = pipeprune::add_generate_command(app);
   runners["plan"] = pipeprune::add_plan_command(app);
+  runners["estimate"] = pipeprune::add_estimate_command(app);
   runners["synth"] = pipeprune::add_synth_command(app);
   try {
     std::vector<std::string> args(argv + 1, argv + argc);
