@@ -151,6 +151,7 @@ std::vector<LayerPruneResult> prune_sequential(const PruneRun& run) {
     run.writer.write_layer(stored);
     std::swap(inputs, outputs);
     log_layer_done(results.back(), context.config.n_layers, progress, layer - context.stage.first_layer + 1);
+    return_free_memory();
     run.memory_log.checkpoint(fmt::format("layer {} done", layer));
   }
   return results;

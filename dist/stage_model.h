@@ -30,6 +30,10 @@ class StageModel {
   const StageContext& context() const { return context_; }
 
  private:
+  // One owned layer on the device; an out-of-memory failure (without a KV cache) is retried
+  // on the CPU for this call.
+  at::Tensor run_layer(size_t i, const at::Tensor& hidden, int64_t position_offset, LayerKVCache* cache);
+
   const StageContext& context_;
   RopeTables rope_;
   EmbeddingWeights embedding_;

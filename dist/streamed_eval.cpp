@@ -5,6 +5,7 @@
 
 #include "core/common/log.h"
 #include "core/common/progress.h"
+#include "core/memory/host_memory.h"
 #include "core/model/decoder.h"
 #include "dist/activation_exchange.h"
 #include "dist/device_fallback.h"
@@ -56,6 +57,7 @@ void evaluate_streamed(const StageContext& context, const at::Tensor& windows, c
                  *inputs, *outputs);
     }
     std::swap(inputs, outputs);
+    return_free_memory();
     progress.update(layer - context.stage.first_layer + 1);
   }
   if (!context.is_last()) {

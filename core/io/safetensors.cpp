@@ -214,8 +214,14 @@ at::Tensor SafetensorsFile::load(const TensorInfo& info) const {
   advise(src, info.n_bytes, MADV_WILLNEED);
   std::memcpy(out.data_ptr(), src, static_cast<size_t>(info.n_bytes));
   // The bytes now live in `out`; dropping the mapped pages keeps resident memory honest
-  // (they stay in the page cache, so a second load is still cheap).
-  advise(src, info.n_bytes, MADV_DONTNEED);
+  // (they stay in the page cache, so a second load is still cheap). The kernel's fault-around
+  // also maps up to 64 KiB of neighbouring pages on each fault; without widening the range
+  // those pages of other tensors would stay mapped and resident memory would creep up layer by
+  // layer. Unmapping a neighbour costs nothing: it is still in the page cache.
+  constexpr int64_t kFaultAroundSlack = 1 << 20;
+  const int64_t lo = std::max<int64_t>(0, info.file_offset - kFaultAroundSlack);
+  const int64_t hi = std::min<int64_t>(size_, info.file_offset + info.n_bytes + kFaultAroundSlack);
+  advise(base_ + lo, hi - lo, MADV_DONTNEED);
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "core/memory/host_memory.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -35,6 +36,8 @@ int64_t process_rss_bytes() { return std::max<int64_t>(0, read_kb_field("/proc/s
 int64_t process_peak_rss_bytes() { return std::max<int64_t>(0, read_kb_field("/proc/self/status", "VmHWM")); }
 int64_t host_available_bytes() { return std::max<int64_t>(0, read_kb_field("/proc/meminfo", "MemAvailable")); }
 int64_t host_total_bytes() { return std::max<int64_t>(0, read_kb_field("/proc/meminfo", "MemTotal")); }
+
+void return_free_memory() { malloc_trim(0); }
 
 std::string host_name() {
   char buffer[256] = {0};
