@@ -127,3 +127,16 @@ TEST(AfterReserve, FifteenPercentAtLeastTwoGiB) {
 
 }  // namespace
 }  // namespace pipeprune
+
+namespace pipeprune {
+namespace {
+
+TEST(PlanStages, RankWithLittleMemory_GetsFewerLayersButAtLeastOne) {
+  const StagePlan plan = plan_stages(uniform_model(10, 100), budgets({5000, 50, 5000}));
+  expect_valid(plan, 10);
+  EXPECT_EQ(plan.stages[1].n_layers(), 1);
+  EXPECT_EQ(plan.stages[0].n_layers() + plan.stages[2].n_layers(), 9);
+}
+
+}  // namespace
+}  // namespace pipeprune

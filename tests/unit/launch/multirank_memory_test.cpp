@@ -70,5 +70,16 @@ TEST(MultiRankMemory, EstimatesWithinTenPercentAndMergedMemoryLog) {
   }
 }
 
+TEST(MultiRankMemory, OneRankWithTooLittleMemory_SameErrorOnEveryRankBeforeAnyWork) {
+  const std::string dir = testing::fresh_temp_dir("multirank_budget");
+  const auto result = run_ranks(2, {"prune", "--model", kSource + "/examples/stories260K", "--output", dir + "/out",
+                                    "--method", "wanda", "--calib-data", kSource + "/examples/text/tinystories_val.txt",
+                                    "--nsamples", "4", "--seqlen", "64", "--max-memory", "cpu=8GiB,1:cpu=40MiB", "--quiet"});
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.err.find("rank 1 (") , std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("it needs at least"), std::string::npos) << result.err;
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "work was done before the budget check";
+}
+
 }  // namespace
 }  // namespace pipeprune

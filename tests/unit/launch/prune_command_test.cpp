@@ -221,3 +221,19 @@ TEST(PruneCommand, CalibTokensNpy_SameAsTheWindowsDrawnFromText) {
 
 }  // namespace
 }  // namespace pipeprune
+
+namespace pipeprune {
+namespace {
+
+TEST(PruneCommand, EvaluationFailure_IsAWarningAndTheModelIsSaved) {
+  const std::string root = testing::fresh_temp_dir("eval_failure");
+  std::ofstream(root + "/empty.txt").flush();
+  const auto result = run_pipeprune({"prune", "--model", kModel, "--output", root + "/out", "--method", "magnitude",
+                                     "--eval-data", root + "/empty.txt", "--seqlen", "64", "--quiet"});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("warning: evaluation of the pruned model failed"), std::string::npos) << result.err;
+  EXPECT_TRUE(fs::exists(root + "/out/model.safetensors"));
+}
+
+}  // namespace
+}  // namespace pipeprune
