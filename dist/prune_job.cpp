@@ -53,8 +53,9 @@ at::Tensor calibration_windows(const StageContext& context, const PruneJobOption
   Transport& transport = *context.transport;
   at::Tensor windows;
   run_on_root(transport, 0, [&] {
-    const auto tokenizer = load_tokenizer(context.model_dir);
-    windows = load_calibration_tokens(calibration, *tokenizer, context.config.vocab_size);
+    // Explicit windows need no tokenizer (synthetic models have none).
+    const auto tokenizer = calibration.calib_data.empty() ? nullptr : load_tokenizer(context.model_dir);
+    windows = load_calibration_tokens(calibration, tokenizer.get(), context.config.vocab_size);
   });
   at::Tensor shape = context.is_first() ? at::tensor({windows.size(0), windows.size(1)}, at::kLong)
                                         : at::zeros({2}, at::kLong);

@@ -82,7 +82,7 @@ at::Tensor draw_windows_from_stream(const std::vector<int64_t>& stream, int64_t 
   return windows;
 }
 
-at::Tensor load_calibration_tokens(const CalibrationOptions& options, const Tokenizer& tokenizer,
+at::Tensor load_calibration_tokens(const CalibrationOptions& options, const Tokenizer* tokenizer,
                                    int64_t vocab_size) {
   const bool has_text = !options.calib_data.empty();
   const bool has_tokens = !options.calib_tokens.empty();
@@ -98,13 +98,15 @@ at::Tensor load_calibration_tokens(const CalibrationOptions& options, const Toke
     source = options.calib_tokens.string();
   } else {
     source = options.calib_data.string();
+    PIPEPRUNE_CHECK(tokenizer != nullptr, ConfigError,
+                    source << ": --calib-data needs the model's tokenizer; give --calib-tokens FILE.npy instead");
     const TextSource text = read_text_source(options.calib_data);
     if (text.json_lines) {
-      windows = windows_from_documents(text.documents, options, tokenizer);
+      windows = windows_from_documents(text.documents, options, *tokenizer);
     } else {
       PIPEPRUNE_CHECK(!text.documents.empty() && !text.documents[0].empty(), ConfigError,
                       source << ": calibration text is empty");
-      windows = draw_windows_from_stream(tokenizer.encode_with_bos(text.documents[0]), options.nsamples,
+      windows = draw_windows_from_stream(tokenizer->encode_with_bos(text.documents[0]), options.nsamples,
                                          options.seqlen, options.seed, source);
     }
   }

@@ -32,10 +32,11 @@ struct CalibrationOptions {
   bool seqlen_given = false;
 };
 
-// Returns int64 token windows [nsamples, seqlen]. ConfigError/FormatError with one line naming
+// Returns int64 token windows [nsamples, seqlen]. `tokenizer` is needed for --calib-data only
+// (may be null with --calib-tokens, e.g. for synthetic models without a tokenizer). ConfigError/FormatError with one line naming
 // the file or flag: no calibration source, text shorter than one window, no JSON line with a
 // long enough text, a .npy of the wrong dtype/shape, ids outside the vocabulary.
-at::Tensor load_calibration_tokens(const CalibrationOptions& options, const Tokenizer& tokenizer,
+at::Tensor load_calibration_tokens(const CalibrationOptions& options, const Tokenizer* tokenizer,
                                    int64_t vocab_size);
 
 // Draws windows from one token stream (exposed for tests).

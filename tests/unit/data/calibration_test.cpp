@@ -92,7 +92,7 @@ TEST(LoadCalibrationTokens, PlainText_StartsFromBosStream) {
   options.calib_data = temp_file("plain.txt", std::string(200, 'a') + std::string(200, 'b'));
   options.nsamples = 8;
   options.seqlen = 16;
-  const at::Tensor windows = load_calibration_tokens(options, tokenizer, tokenizer.vocab_size());
+  const at::Tensor windows = load_calibration_tokens(options, &tokenizer, tokenizer.vocab_size());
   ASSERT_EQ(windows.sizes(), (std::vector<int64_t>{8, 16}));
   // Every id is BOS or a letter of the text.
   EXPECT_TRUE(at::logical_or(windows.eq(1), at::logical_or(windows.eq('a' + 3), windows.eq('b' + 3))).all().item<bool>());
@@ -107,7 +107,7 @@ TEST(LoadCalibrationTokens, JsonLines_WindowsComeFromLongDocumentsOnly) {
   options.calib_data = temp_file("c4.jsonl", lines);
   options.nsamples = 4;
   options.seqlen = 32;
-  const at::Tensor windows = load_calibration_tokens(options, tokenizer, tokenizer.vocab_size());
+  const at::Tensor windows = load_calibration_tokens(options, &tokenizer, tokenizer.vocab_size());
   EXPECT_TRUE(at::logical_or(windows.eq('y' + 3), windows.eq(1)).all().item<bool>());
 }
 
@@ -117,7 +117,7 @@ TEST(LoadCalibrationTokens, JsonLinesAllTooShort_ConfigErrorInsteadOfLooping) {
   options.calib_data = temp_file("short.jsonl", "{\"text\": \"abc\"}\n{\"text\": \"de\"}\n");
   options.nsamples = 2;
   options.seqlen = 16;
-  EXPECT_THROW(load_calibration_tokens(options, tokenizer, tokenizer.vocab_size()), ConfigError);
+  EXPECT_THROW(load_calibration_tokens(options, &tokenizer, tokenizer.vocab_size()), ConfigError);
 }
 
 TEST(LoadCalibrationTokens, JsonLineWithoutText_FormatErrorNamesLine) {
@@ -125,7 +125,7 @@ TEST(LoadCalibrationTokens, JsonLineWithoutText_FormatErrorNamesLine) {
   CalibrationOptions options;
   options.calib_data = temp_file("bad.jsonl", "{\"text\": \"abc\"}\n{\"body\": \"de\"}\n");
   try {
-    load_calibration_tokens(options, tokenizer, tokenizer.vocab_size());
+    load_calibration_tokens(options, &tokenizer, tokenizer.vocab_size());
     FAIL();
   } catch (const FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("bad.jsonl:2"), std::string::npos) << e.what();
@@ -139,19 +139,19 @@ TEST(LoadCalibrationTokens, Npy_ExactWindowsAndShapeChecks) {
   write_npy(path, expected);
   CalibrationOptions options;
   options.calib_tokens = path;
-  const at::Tensor windows = load_calibration_tokens(options, tokenizer, tokenizer.vocab_size());
+  const at::Tensor windows = load_calibration_tokens(options, &tokenizer, tokenizer.vocab_size());
   EXPECT_TRUE(at::equal(windows, expected.to(at::kLong)));
   options.nsamples = 4;
   options.nsamples_given = true;
-  EXPECT_THROW(load_calibration_tokens(options, tokenizer, tokenizer.vocab_size()), ConfigError);
+  EXPECT_THROW(load_calibration_tokens(options, &tokenizer, tokenizer.vocab_size()), ConfigError);
   options.nsamples_given = false;
-  EXPECT_THROW(load_calibration_tokens(options, tokenizer, /*vocab_size=*/10), Error);
+  EXPECT_THROW(load_calibration_tokens(options, &tokenizer, /*vocab_size=*/10), Error);
 }
 
 TEST(LoadCalibrationTokens, NoSource_ConfigErrorNamesBothFlags) {
   ByteTokenizer tokenizer;
   try {
-    load_calibration_tokens(CalibrationOptions{}, tokenizer, 259);
+    load_calibration_tokens(CalibrationOptions{}, &tokenizer, 259);
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("--calib-data"), std::string::npos);

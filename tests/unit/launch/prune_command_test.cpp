@@ -213,6 +213,14 @@ TEST(PruneCommand, CalibTokensNpy_SameAsTheWindowsDrawnFromText) {
   ASSERT_EQ(first.exit_code, 0) << first.err;
   ASSERT_EQ(run("b").exit_code, 0);
   EXPECT_EQ(testing::read_bytes(root + "/a/model.safetensors"), testing::read_bytes(root + "/b/model.safetensors"));
+  // A synthetic model has no tokenizer: explicit windows are all it needs.
+  const auto synth = run_pipeprune({"synth", "--config", kModel + "/config.json", "--output", root + "/synth",
+                                    "--dtype", "bf16", "--quiet"});
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  ASSERT_FALSE(fs::exists(root + "/synth/tokenizer.json"));
+  const auto synthetic = run_pipeprune({"prune", "--model", root + "/synth", "--output", root + "/synth_pruned",
+                                        "--method", "wanda", "--calib-tokens", root + "/tokens.npy", "--quiet"});
+  EXPECT_EQ(synthetic.exit_code, 0) << synthetic.err;
   const auto mismatch = run_pipeprune({"prune", "--model", kModel, "--output", root + "/c", "--method", "wanda",
                                        "--calib-tokens", root + "/tokens.npy", "--nsamples", "8", "--quiet"});
   EXPECT_NE(mismatch.exit_code, 0);
