@@ -7,6 +7,11 @@
 
 namespace pipeprune::testing {
 
+// The bundled demo model and text every end-to-end test uses.
+inline const std::string kSourceDir = PIPEPRUNE_SOURCE_DIR;
+inline const std::string kDemoModel = kSourceDir + "/examples/stories260K";
+inline const std::string kDemoText = kSourceDir + "/examples/text/tinystories_val.txt";
+
 struct CommandResult {
   int exit_code = -1;
   std::string out;  // stdout

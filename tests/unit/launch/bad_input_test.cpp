@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "support/run_command.h"
+#include "unit/io/io_test_util.h"
 
 namespace pipeprune {
 namespace {
@@ -18,21 +19,12 @@ namespace {
 namespace fs = std::filesystem;
 using testing::run_pipeprune;
 
-const std::string kSource = PIPEPRUNE_SOURCE_DIR;
-const std::string kModel = kSource + "/examples/stories260K";
-const std::string kText = kSource + "/examples/text/tinystories_val.txt";
+const std::string& kSource = testing::kSourceDir;
+const std::string& kModel = testing::kDemoModel;
+const std::string& kText = testing::kDemoText;
 
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using testing::read_bytes;
+using testing::write_bytes;
 
 // A copy of the demo model in a fresh folder, for corrupting.
 fs::path copy_model(const std::string& name) {

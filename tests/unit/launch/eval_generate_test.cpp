@@ -14,9 +14,9 @@ namespace {
 
 using testing::run_pipeprune;
 
-const std::string kSource = PIPEPRUNE_SOURCE_DIR;
-const std::string kModel = kSource + "/examples/stories260K";
-const std::string kText = kSource + "/examples/text/tinystories_val.txt";
+const std::string& kSource = testing::kSourceDir;
+const std::string& kModel = testing::kDemoModel;
+const std::string& kText = testing::kDemoText;
 
 double parse_perplexity(const std::string& out) {
   std::smatch match;

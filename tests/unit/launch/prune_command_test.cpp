@@ -23,9 +23,9 @@ namespace {
 namespace fs = std::filesystem;
 using testing::run_pipeprune;
 
-const std::string kSource = PIPEPRUNE_SOURCE_DIR;
-const std::string kModel = kSource + "/examples/stories260K";
-const std::string kText = kSource + "/examples/text/tinystories_val.txt";
+const std::string& kSource = testing::kSourceDir;
+const std::string& kModel = testing::kDemoModel;
+const std::string& kText = testing::kDemoText;
 
 double perplexity_of(const std::string& model) {
   const auto result = run_pipeprune({"eval", "--model", model, "--data", kText, "--seqlen", "256", "--max-chunks", "32"});
