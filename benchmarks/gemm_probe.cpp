@@ -28,10 +28,11 @@
 namespace pipeprune::bench {
 namespace {
 
-double median_seconds(int reps, const std::function<void()>& fn) {
+double median_seconds(int reps, const std::function<void()>& fn, const std::function<void()>& before = {}) {
   fn();  // warm-up: first-touch allocation, BLAS thread start
   std::vector<double> times;
   for (int r = 0; r < reps; ++r) {
+    if (before) before();
     const auto start = std::chrono::steady_clock::now();
     fn();
     times.push_back(seconds_since(start));
@@ -55,21 +56,30 @@ nlohmann::json probe(const ModelConfig& config, int64_t tokens, int64_t batch, i
   c10::InferenceMode guard;
   const DecoderLayerWeights w = random_layer(config, 21);
   nlohmann::json linears = nlohmann::json::object();
+  // The read+write passes first: right after a GEMM, OpenBLAS's idle workers still spin and
+  // (with OpenMP's default wait policy) every small ATen parallel region then waits ~8 ms for
+  // its worker thread, which would turn the yardstick into a scheduling artifact.
+  // Each pass starts cold, as a mask over freshly computed weights does: a 128 MiB write
+  // (4x the L3 of the machines here) evicts the matrix from the caches first.
+  at::Tensor evict = at::empty({32 << 20}, at::kFloat);
+  std::map<LinearKind, double> t_rw;
+  for (LinearKind kind : kAllLinears) {
+    at::Tensor scratch = w[kind].weight.clone();
+    t_rw[kind] = median_seconds(2 * reps + 1, [&] { scratch.mul_(1.0); }, [&] { evict.fill_(1.0); });
+  }
   double gemm_seconds = 0;
   int64_t gemm_flops = 0;
   for (LinearKind kind : kAllLinears) {
     const at::Tensor& weight = w[kind].weight;
     const at::Tensor x = random_normal({1, tokens, weight.size(1)}, 22);
     const double t_gemm = median_seconds(reps, [&] { at::linear(x, weight); });
-    at::Tensor scratch = weight.clone();
-    const double t_rw = median_seconds(reps, [&] { scratch.mul_(1.0); });
     const int64_t flops = linear_flops(config, kind, tokens);
     gemm_seconds += t_gemm;
     gemm_flops += flops;
     linears[linear_short_name(kind)] = {{"shape", {weight.size(0), weight.size(1)}},
                                         {"gemm_seconds", t_gemm},
                                         {"gemm_gflops", flops / t_gemm * 1e-9},
-                                        {"read_write_pass_seconds", t_rw}};
+                                        {"read_write_pass_seconds", t_rw[kind]}};
   }
   // What the proposed optimizations would buy: q/k/v and gate/up as one GEMM each, and
   // all calibration samples of a pass as one batch.

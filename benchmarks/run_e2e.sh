@@ -4,17 +4,18 @@
 # same run (gemm_probe), and writes docs/performance.json plus the tables of
 # docs/performance.md (between the e2e markers; the hand-written text around them is kept).
 #
-#   benchmarks/run_e2e.sh            # defaults below, about 6-10 minutes on 2 cores
+#   benchmarks/run_e2e.sh            # defaults below, about 10 minutes on an idle 2-core machine
 #   LAYERS=22 NSAMPLES=16 benchmarks/run_e2e.sh
 #
 # Settings (environment):
 #   BUILD_DIR  build folder holding pipeprune and benchmarks/ (default: build; built if missing)
 #   WORK_DIR   scratch folder for the model, tokens and reports (default: /tmp/pipeprune_e2e)
-#   LAYERS     decoder layers kept of llama-1b's 22 (default 8: all layers have one shape, so the
+#   LAYERS     decoder layers kept of llama-1b's 22 (default 6: all layers have one shape, so the
 #              per-layer numbers are those of the full model; whole-model time scales linearly)
 #   NSAMPLES, SEQLEN   calibration windows (default 8 x 512)
 #   DTYPE      storage dtype of the synthetic model (default bf16; compute is always fp32)
-#   METHODS    default "magnitude wanda sparsegpt"
+#   METHODS    default "magnitude wanda sparsegpt wanda:passive sparsegpt:passive"; METHOD:passive
+#              runs that method with OMP_WAIT_POLICY=PASSIVE
 #   DOC, JSON  outputs (default docs/performance.md, docs/performance.json)
 #   KEEP=1     keep WORK_DIR afterwards
 # No Python: the tokens come from benchmarks/random_tokens, the tables from benchmarks/e2e_summary.
@@ -23,11 +24,11 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$root/build}"
 work="${WORK_DIR:-/tmp/pipeprune_e2e}"
-layers="${LAYERS:-8}"
+layers="${LAYERS:-6}"
 nsamples="${NSAMPLES:-8}"
 seqlen="${SEQLEN:-512}"
 dtype="${DTYPE:-bf16}"
-methods="${METHODS:-magnitude wanda sparsegpt}"
+methods="${METHODS:-magnitude wanda sparsegpt wanda:passive sparsegpt:passive}"
 doc="${DOC:-$root/docs/performance.md}"
 json="${JSON:-$root/docs/performance.json}"
 shape=llama-1b
@@ -51,6 +52,9 @@ bench="$build/benchmarks"
 rm -rf "$work"
 mkdir -p "$work"
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+# Busy CPU time of the whole machine, to tell how much other processes took during the run.
+busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+busy_start=$(busy_jiffies)
 
 # prune still opens the model's tokenizer even when --calib-tokens gives the windows, so the
 # synthetic model gets one: the Llama-2 tokenizer (TinyLlama's own) from the shared fixtures
@@ -67,18 +71,38 @@ vocab=$(grep -o '"vocab_size": *[0-9]*' "$work/model/config.json" | grep -o '[0-
 "$bench/random_tokens" --vocab "$vocab" --nsamples "$nsamples" --seqlen "$seqlen" --seed 0 --output "$work/tokens.npy"
 
 say "gemm_probe at $seqlen tokens"
-"$bench/gemm_probe" --model "$work/model" --tokens "$seqlen" --batch "$nsamples" --reps 5 --output "$work/probe.json" >&2
+# The yardsticks run with OMP_WAIT_POLICY=PASSIVE: with OpenMP's default spinning workers, any
+# other runnable thread on the core (OpenBLAS's workers, another process) makes each small
+# parallel region wait for a scheduler slice (~4-8 ms here), which would measure the artifact
+# rather than the machine's bandwidth.
+OMP_WAIT_POLICY=PASSIVE "$bench/gemm_probe" --model "$work/model" --tokens "$seqlen" --batch "$nsamples" --reps 5 --output "$work/probe.json" >&2
 
 report_args=()
-for method in $methods; do
-  say "prune --method $method"
-  "$pipeprune" prune --model "$work/model" --output "$work/pruned-$method" --method "$method" --sparsity 0.5 \
-    --calib-tokens "$work/tokens.npy" --nsamples "$nsamples" --seqlen "$seqlen" \
-    --report "$work/report-$method.json" --quiet
-  report_args+=(--report "$method=$work/report-$method.json")
-  rm -rf "$work/pruned-$method"  # only the report is needed; keeps the disk footprint to one model
+for entry in $methods; do
+  method="${entry%%:*}"
+  label="$method"
+  run_env=()
+  if [ "$entry" != "$method" ]; then
+    # METHOD:passive runs with OMP_WAIT_POLICY=PASSIVE: ATen's OpenMP workers sleep instead of
+    # spinning between parallel regions (see docs/performance.md for why that matters here).
+    [ "${entry#*:}" = passive ] || { say "unknown variant in METHODS: $entry (use METHOD or METHOD:passive)"; exit 1; }
+    run_env=(OMP_WAIT_POLICY=PASSIVE)
+    label="$method, OMP passive"
+  fi
+  say "prune --method $method ${run_env[*]:-}"
+  name="${entry/:/-}"
+  env "${run_env[@]}" "$pipeprune" prune --model "$work/model" --output "$work/pruned-$name" --method "$method" \
+    --sparsity 0.5 --calib-tokens "$work/tokens.npy" --nsamples "$nsamples" --seqlen "$seqlen" \
+    --report "$work/report-$name.json" --quiet
+  report_args+=(--report "$label=$work/report-$name.json")
+  rm -rf "$work/pruned-$name"  # only the report is needed; keeps the disk footprint to one model
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+busy_seconds=$(awk -v a="$busy_start" -v b="$(busy_jiffies)" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", (b - a) / hz }')
+# CPU time of this script's children (user + system), from the shell's `times`.
+times > "$work/times.txt"  # in this shell: a $(...) subshell would report its own (empty) children
+own_seconds=$(tail -1 "$work/times.txt" | awk '{ for (i = 1; i <= 2; ++i) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] } } END { printf "%.1f", t }')
+other_seconds=$(awk -v b="$busy_seconds" -v o="$own_seconds" 'BEGIN { d = b - o; printf "%.1f", d < 0 ? 0 : d }')
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 cores=$(nproc)
@@ -92,7 +116,8 @@ total_seconds=$(elapsed "$start_all")
   --info "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" --info "commit=$commit" \
   --info "shape=$shape" --info "layers=$layers" --info "dtype=$dtype" \
   --info "nsamples=$nsamples" --info "seqlen=$seqlen" --info "synth_seconds=$synth_seconds" \
-  --info "script_seconds=$total_seconds" \
+  --info "script_seconds=$total_seconds" --info "other_cpu_seconds=$other_seconds" \
+  --info "omp_wait_policy=${OMP_WAIT_POLICY:-unset}" \
   --json "$work/summary.json" --markdown "$work/tables.md"
 
 {
