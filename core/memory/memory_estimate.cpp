@@ -39,13 +39,13 @@ int64_t layer_statistics(const ModelConfig& config, const EstimateSettings& sett
                    stats(LinearKind::kGate) + stats(LinearKind::kUp), stats(LinearKind::kDown)});
 }
 
-// Pruning one linear: its fp32 working copy, the mask computation, and the bool mask.
+// Pruning one linear: its fp32 working copy and the mask computation (the mask included).
 int64_t layer_mask_scratch(const ModelConfig& config, const EstimateSettings& settings) {
   int64_t largest = 0;
   for (LinearKind kind : kAllLinears) {
     const auto shape = linear_shape(config, kind);
     const int64_t weight = shape[0] * shape[1] * 4;
-    largest = std::max(largest, weight + weight / 4 + mask_scratch_bytes(settings.method, settings.nm_pattern, shape[0], shape[1]));
+    largest = std::max(largest, weight + mask_scratch_bytes(settings.method, settings.nm_pattern, shape[0], shape[1]));
   }
   return largest;
 }
@@ -83,7 +83,7 @@ int64_t mask_scratch_bytes(PruneMethod method, bool nm_pattern, int64_t rows, in
     case PruneMethod::kWanda:
       return 2 * weight;
     case PruneMethod::kSparseGPT:
-      return 2 * cols * cols * 4 + weight * 5 / 4;
+      return cols * cols * 4 * 33 / 20 + weight * 6 / 5;
   }
   return 2 * weight;
 }
