@@ -10,7 +10,7 @@
 # Settings (environment):
 #   BUILD_DIR  build folder holding pipeprune and benchmarks/ (default: build; built if missing)
 #   WORK_DIR   scratch folder for the model, tokens and reports (default: /tmp/pipeprune_e2e)
-#   LAYERS     decoder layers kept of llama-1b's 22 (default 6: all layers have one shape, so the
+#   LAYERS     decoder layers kept of llama-1b's 22 (default 8: all layers have one shape, so the
 #              per-layer numbers are those of the full model; whole-model time scales linearly)
 #   NSAMPLES, SEQLEN   calibration windows (default 8 x 512)
 #   DTYPE      storage dtype of the synthetic model (default bf16; compute is always fp32)
@@ -24,7 +24,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$root/build}"
 work="${WORK_DIR:-/tmp/pipeprune_e2e}"
-layers="${LAYERS:-6}"
+layers="${LAYERS:-8}"
 nsamples="${NSAMPLES:-8}"
 seqlen="${SEQLEN:-512}"
 dtype="${DTYPE:-bf16}"
