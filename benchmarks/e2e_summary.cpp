@@ -8,6 +8,7 @@
 // pass's seconds, FLOPs counted as gemm_probe counts them (bench_util.h layer_forward_flops).
 // Mask time of a linear = the report's seconds_mask averaged over layers, next to one
 // read+write pass over a matrix of the same shape.
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <tuple>
@@ -103,10 +104,18 @@ json summarize_method(const std::string& label, const json& report, const json& 
               {"seconds_total", report.at("seconds_total")},
               {"seconds_per_layer", {{"stats", stats / n_layers}, {"prune", prune / n_layers}, {"output", output_per_layer}}},
               {"mask_seconds_mean", mask}};
+  // The rank with the highest measured peak, and the memory plan's estimate for that rank
+  // (reports written before the estimator existed have none).
   int64_t peak = 0;
-  for (const auto& rank : report.at("ranks")) peak = std::max(peak, rank.at("peak_rss_bytes").get<int64_t>());
+  json estimate = nullptr;
+  for (const auto& rank : report.at("ranks")) {
+    const int64_t rss = rank.at("peak_rss_bytes").get<int64_t>();
+    if (rss < peak) continue;
+    peak = rss;
+    estimate = rank.contains("estimated_peak_bytes") ? rank.at("estimated_peak_bytes") : json(nullptr);
+  }
   out["peak_rss_bytes"] = peak;
-  out["peak_estimate_bytes"] = nullptr;  // no estimator yet
+  out["peak_estimate_bytes"] = estimate;
   // FLOPs of the passes that ran (magnitude runs none).
   const bool same_tokens = probe.at("tokens").get<int64_t>() == seqlen;
   const double sample_flops = static_cast<double>(nsamples) * probe.at("layer_forward_flops").get<double>();
@@ -156,10 +165,16 @@ std::string phase_table(const json& methods) {
       "|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& m : methods) {
     const auto& s = m.at("seconds_per_layer");
-    md += fmt::format("| {} {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.1f} | {:.4f} | {} | n/a |\n", m.at("label").get<std::string>(),
+    const json& estimate = m.at("peak_estimate_bytes");
+    const int64_t peak = m.at("peak_rss_bytes").get<int64_t>();
+    const std::string estimated =
+        estimate.is_number() ? fmt::format("{} (measured {:.0f}%)", gb(estimate.get<int64_t>()),
+                                           100.0 * static_cast<double>(peak) / estimate.get<double>())
+                             : "n/a";
+    md += fmt::format("| {} {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.1f} | {:.4f} | {} | {} |\n", m.at("label").get<std::string>(),
                       m.at("pattern").get<std::string>(), m.at("layers").get<int>(), s.at("stats").get<double>(),
                       s.at("prune").get<double>(), s.at("output").get<double>(), m.at("seconds_total").get<double>(),
-                      m.at("sparsity").get<double>(), gb(m.at("peak_rss_bytes").get<int64_t>()));
+                      m.at("sparsity").get<double>(), gb(peak), estimated);
   }
   return md;
 }
@@ -170,7 +185,8 @@ std::string forward_table(const json& methods, const json& probe) {
       "| forward | GFLOP/s | GEMM GFLOP/s (same run) | fraction of GEMM | target >= {:.0f}% |\n|---|---|---|---|---|\n",
       kForwardTarget * 100);
   auto row = [&](const std::string& name, double gflops, bool judged = true) {
-    md += fmt::format("| {} | {:.1f} | {:.1f} | {:.0f}% | {} |\n", name, gflops, gemm, 100 * gflops / gemm,
+    // Truncated, not rounded: 59.96% must not print as a "60%" that missed the target.
+    md += fmt::format("| {} | {:.1f} | {:.1f} | {:.1f}% | {} |\n", name, gflops, gemm, std::floor(1000 * gflops / gemm) / 10,
                       !judged ? "(yardstick)" : gflops / gemm >= kForwardTarget ? "met" : "missed");
   };
   row("isolated layer forward (gemm_probe)", probe.at("isolated_forward_gflops").get<double>());

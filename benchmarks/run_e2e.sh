@@ -56,16 +56,9 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 busy_start=$(busy_jiffies)
 
-# prune still opens the model's tokenizer even when --calib-tokens gives the windows, so the
-# synthetic model gets one: the Llama-2 tokenizer (TinyLlama's own) from the shared fixtures
-# when present, else the bundled stories260K one (never used: the ids come from the .npy).
-tokenizer="$root/../shared/fixtures/tokenizers/llama2"
-[ -f "$tokenizer/tokenizer.json" ] || tokenizer="$root/examples/stories260K"
-
 say "synth $shape, $layers layers, $dtype"
 t=$(now)
-"$pipeprune" synth --shape "$shape" --layers "$layers" --dtype "$dtype" --output "$work/model" \
-  --tokenizer-from "$tokenizer" --quiet
+"$pipeprune" synth --shape "$shape" --layers "$layers" --dtype "$dtype" --output "$work/model" --quiet
 synth_seconds=$(elapsed "$t")
 vocab=$(grep -o '"vocab_size": *[0-9]*' "$work/model/config.json" | grep -o '[0-9]*$')
 "$bench/random_tokens" --vocab "$vocab" --nsamples "$nsamples" --seqlen "$seqlen" --seed 0 --output "$work/tokens.npy"
