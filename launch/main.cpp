@@ -2,9 +2,11 @@
 // failure into one error line and a non-zero exit. Under mpirun, a failing rank removes its
 // temporary outputs and aborts the whole job so the other ranks never wait forever.
 #include <malloc.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <map>
 #include <string>
@@ -31,7 +33,22 @@ int fail(const std::string& message) {
 
 }  // namespace
 
+// libgomp reads OMP_WAIT_POLICY once, when it is loaded, before main() runs. Its default
+// (spin after each parallel region) next to OpenBLAS's own spinning pthreads makes small ATen
+// operations wait for a scheduler slice whenever the cores are shared: measured here, a
+// 512K-float multiply after a GEMM took 5-8 ms instead of 0.2 ms and SparseGPT's prune phase
+// 13.3 s per layer instead of 9.5 s (docs/performance.md). So, unless the user chose a policy,
+// the process re-executes itself once with PASSIVE; the pid stays the same, so mpirun and srun
+// do not notice, and nothing has been initialised yet.
+void ensure_passive_wait_policy(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);
+  // execv failed (no /proc): carry on with the default policy.
+}
+
 int main(int argc, char** argv) {
+  ensure_passive_wait_policy(argv);
   // Large tensors always come from mmap and go back to the system when freed; without this,
   // glibc raises its mmap threshold after the first frees and keeps freed layers in the heap,
   // so resident memory would drift above what the memory planner accounts for.
