@@ -149,7 +149,9 @@ std::string run_lines(const json& info) {
   md += fmt::format("- Calibration: {} random windows of {} tokens (`--calib-tokens`), sparsity 0.5 unstructured, "
                     "1 rank, fp32 compute, all cores.\n", get("nsamples"), get("seqlen"));
   md += fmt::format("- Whole script: {} s (commit {}, {}); other processes used {} CPU-seconds meanwhile (of {} "
-                    "available). OMP_WAIT_POLICY {} unless a row says otherwise (gemm_probe's yardsticks: PASSIVE). Raw numbers: `docs/performance.json`.\n",
+                    "available). OMP_WAIT_POLICY in the environment: {} (pipeprune then runs with PASSIVE "
+                    "unless a row says \"OMP spin\"; gemm_probe's yardsticks: PASSIVE). Raw numbers: "
+                    "`docs/performance.json`.\n",
                     get("script_seconds"), get("commit"), get("date"), get("other_cpu_seconds"),
                     fmt::format("{:.0f}", std::stod(info.value("script_seconds", std::string("0"))) *
                                               std::stod(info.value("cores", std::string("1")))),

@@ -14,8 +14,10 @@
 #              per-layer numbers are those of the full model; whole-model time scales linearly)
 #   NSAMPLES, SEQLEN   calibration windows (default 8 x 512)
 #   DTYPE      storage dtype of the synthetic model (default bf16; compute is always fp32)
-#   METHODS    default "magnitude wanda sparsegpt wanda:passive sparsegpt:passive"; METHOD:passive
-#              runs that method with OMP_WAIT_POLICY=PASSIVE
+#   METHODS    default "magnitude wanda sparsegpt wanda:spin sparsegpt:spin"; METHOD:spin runs
+#              that method with libgomp's spinning workers (OMP_WAIT_POLICY=ACTIVE,
+#              GOMP_SPINCOUNT=300000: its default when the variable is unset), METHOD:passive
+#              with OMP_WAIT_POLICY=PASSIVE (what pipeprune picks when the variable is unset)
 #   DOC, JSON  outputs (default docs/performance.md, docs/performance.json)
 #   KEEP=1     keep WORK_DIR afterwards
 # No Python: the tokens come from benchmarks/random_tokens, the tables from benchmarks/e2e_summary.
@@ -28,7 +30,7 @@ layers="${LAYERS:-8}"
 nsamples="${NSAMPLES:-8}"
 seqlen="${SEQLEN:-512}"
 dtype="${DTYPE:-bf16}"
-methods="${METHODS:-magnitude wanda sparsegpt wanda:passive sparsegpt:passive}"
+methods="${METHODS:-magnitude wanda sparsegpt wanda:spin sparsegpt:spin}"
 doc="${DOC:-$root/docs/performance.md}"
 json="${JSON:-$root/docs/performance.json}"
 shape=llama-1b
@@ -75,13 +77,15 @@ for entry in $methods; do
   method="${entry%%:*}"
   label="$method"
   run_env=()
-  if [ "$entry" != "$method" ]; then
-    # METHOD:passive runs with OMP_WAIT_POLICY=PASSIVE: ATen's OpenMP workers sleep instead of
-    # spinning between parallel regions (see docs/performance.md for why that matters here).
-    [ "${entry#*:}" = passive ] || { say "unknown variant in METHODS: $entry (use METHOD or METHOD:passive)"; exit 1; }
-    run_env=(OMP_WAIT_POLICY=PASSIVE)
-    label="$method, OMP passive"
-  fi
+  # pipeprune runs with OMP_WAIT_POLICY=PASSIVE unless the variable is set. METHOD:spin brings
+  # back libgomp's default spinning for comparison (the policy set, so pipeprune keeps it; the
+  # spin count libgomp uses when the variable is unset); METHOD:passive sets PASSIVE explicitly.
+  case "${entry#"$method"}" in
+    "") ;;
+    :spin) run_env=(OMP_WAIT_POLICY=ACTIVE GOMP_SPINCOUNT=300000); label="$method, OMP spin" ;;
+    :passive) run_env=(OMP_WAIT_POLICY=PASSIVE); label="$method, OMP passive" ;;
+    *) say "unknown variant in METHODS: $entry (use METHOD, METHOD:spin or METHOD:passive)"; exit 1 ;;
+  esac
   say "prune --method $method ${run_env[*]:-}"
   name="${entry/:/-}"
   env "${run_env[@]}" "$pipeprune" prune --model "$work/model" --output "$work/pruned-$name" --method "$method" \
