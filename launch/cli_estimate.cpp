@@ -37,7 +37,7 @@ struct EstimateCli {
 std::string shape_for_params(const std::string& params) {
   static const std::vector<std::pair<std::string, std::string>> sizes = {
       {"1b", "llama-1b"}, {"3b", "llama-3b"}, {"7b", "llama-7b"}, {"8b", "llama3-8b"},
-      {"13b", "llama-13b"}, {"70b", "llama-70b"}};
+      {"13b", "llama-13b"}, {"30b", "llama-30b"}, {"33b", "llama-30b"}, {"70b", "llama-70b"}};
   std::string key = params;
   for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (const auto& [size, shape] : sizes) {
@@ -47,7 +47,7 @@ std::string shape_for_params(const std::string& params) {
   for (const auto& name : synthetic_shape_names()) {
     if (key == name) return name;
   }
-  PIPEPRUNE_FAIL(ConfigError, "--params: unknown size '" << params << "'; use 1B, 3B, 7B, 8B, 13B or 70B (or a shape: "
+  PIPEPRUNE_FAIL(ConfigError, "--params: unknown size '" << params << "'; use 1B, 3B, 7B, 8B, 13B, 30B or 70B (or a shape: "
                                                          << "llama-7b, mistral-7b, ...)");
 }
 
@@ -119,7 +119,8 @@ void print_quick_table(const EstimateCli& cli) {
   std::printf("%-6s %-11s %12s %14s %14s %14s %14s\n", "size", "shape", "weights", "magnitude", "wanda", "sparsegpt",
               "min (wanda)");
   for (const auto& [size, shape] : std::vector<std::pair<std::string, std::string>>{
-           {"1B", "llama-1b"}, {"3B", "llama-3b"}, {"7B", "llama-7b"}, {"13B", "llama-13b"}, {"70B", "llama-70b"}}) {
+           {"1B", "llama-1b"}, {"3B", "llama-3b"}, {"7B", "llama-7b"}, {"13B", "llama-13b"}, {"30B", "llama-30b"},
+           {"70B", "llama-70b"}}) {
     const ModelSpec spec = ModelSpec::from_config(synthetic_shape_config(shape), DType::kBF16);
     const StageShare all{0, spec.n_layers(), true, true};
     EstimateCli variant = cli;
@@ -156,7 +157,7 @@ CommandRunner add_estimate_command(CLI::App& app) {
   CLI::App* command = app.add_subcommand("estimate", "memory each rank will need, before loading anything");
   command->add_option("--model", cli->model, "checkpoint folder (only headers are read)");
   command->add_option("--config", cli->config, "a config.json instead of a checkpoint");
-  command->add_option("--params", cli->params, "a named size instead: 1B, 3B, 7B, 8B, 13B, 70B");
+  command->add_option("--params", cli->params, "a named size instead: 1B, 3B, 7B, 8B, 13B, 30B, 70B");
   command->add_option("--world", cli->world, "number of ranks")->capture_default_str();
   command->add_option("--nsamples", cli->nsamples, "calibration samples")->capture_default_str();
   command->add_option("--seqlen", cli->seqlen, "tokens per sample")->capture_default_str();

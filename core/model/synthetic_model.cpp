@@ -73,6 +73,9 @@ std::vector<NamedShape> make_shapes() {
                     base_config("llama", 4096, 11008, 32, 32, 32, 32000, 4096, 1e-5, 10000.0)});
   shapes.push_back({"llama-13b", "meta-llama/Llama-2-13b-hf",
                     base_config("llama", 5120, 13824, 40, 40, 40, 32000, 4096, 1e-5, 10000.0)});
+  // No Llama 2 of this size was released; LLaMA 1's 30B (the "33B") fills the gap users plan for.
+  shapes.push_back({"llama-30b", "huggyllama/llama-30b",
+                    base_config("llama", 6656, 17920, 60, 52, 52, 32000, 2048, 1e-6, 10000.0)});
   shapes.push_back({"llama-70b", "meta-llama/Llama-2-70b-hf",
                     base_config("llama", 8192, 28672, 80, 64, 8, 32000, 4096, 1e-5, 10000.0)});
   shapes.push_back({"llama3-8b", "meta-llama/Llama-3.1-8B", llama31(4096, 14336, 32, 32)});

@@ -27,7 +27,7 @@
 
 namespace pipeprune {
 
-// The named shapes, in a fixed order: llama-1b, llama-3b, llama-7b, llama-13b, llama-70b,
+// The named shapes, in a fixed order: llama-1b, llama-3b, llama-7b, llama-13b, llama-30b, llama-70b,
 // llama3-8b, llama3-70b, mistral-7b, qwen2-7b.
 const std::vector<std::string>& synthetic_shape_names();
 // The published config of a named shape (all layers, torch_dtype bfloat16). ConfigError

@@ -247,7 +247,7 @@ TEST(SyntheticModel, UnknownShape_ConfigErrorListingNames) {
 TEST(SyntheticModel, NamedShapes_ValidConfigsWithPublishedParameterCounts) {
   const std::map<std::string, int64_t> published = {
       {"llama-1b", 1100048384LL},   {"llama-3b", 3426473600LL},   {"llama-7b", 6738415616LL},
-      {"llama-13b", 13015864320LL}, {"llama-70b", 68976648192LL}, {"llama3-8b", 8030261248LL},
+      {"llama-13b", 13015864320LL}, {"llama-30b", 32528943616LL}, {"llama-70b", 68976648192LL}, {"llama3-8b", 8030261248LL},
       {"llama3-70b", 70553706496LL}, {"mistral-7b", 7241732096LL}, {"qwen2-7b", 7615616512LL}};
   ASSERT_EQ(synthetic_shape_names().size(), published.size());
   for (const std::string& name : synthetic_shape_names()) {
