@@ -230,10 +230,36 @@ TEST(MemoryLog, CsvHasOneRowPerCheckpointAndMonotonePeaks) {
   EXPECT_EQ(checkpoints, expected);
 }
 
+// `plan` states where the layers will live for eval/generate, and eval then does what it said.
+TEST(PlanCommand, PlacementFollowsTheBudgetAndMatchesEval) {
+  const std::string dir = testing::fresh_temp_dir("plan_placement");
+  const std::string model = synth_model(dir + "/r", 512, 1408, 8, "fp32");  // 104 MB of weights
+  const int64_t baseline = measured_baseline_bytes();
+  auto plan_with = [&](int64_t extra_mib) {
+    return run_pipeprune({"plan", "--model", model, "--seqlen", "128", "--max-memory",
+                          "cpu=" + std::to_string(baseline + (extra_mib << 20))});
+  };
+  const auto roomy = plan_with(200);
+  ASSERT_EQ(roomy.exit_code, 0) << roomy.err;
+  EXPECT_NE(roomy.out.find("   0  layers resident in host RAM"), std::string::npos) << roomy.out;
+  const auto tight = plan_with(50);
+  ASSERT_EQ(tight.exit_code, 0) << tight.err;
+  EXPECT_NE(tight.out.find("   0  layers streamed from the checkpoint one at a time"), std::string::npos) << tight.out;
+  const auto too_small = plan_with(10);
+  ASSERT_EQ(too_small.exit_code, 0) << too_small.err;
+  EXPECT_NE(too_small.out.find("does not fit: rank 0: a memory budget of"), std::string::npos) << too_small.out;
+
+  const auto eval = run_pipeprune({"eval", "--model", model, "--data", kText, "--seqlen", "128", "--max-chunks", "2",
+                                   "--max-memory", "cpu=" + std::to_string(baseline + (50LL << 20))});
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  EXPECT_NE(eval.err.find("eval: layers streamed one at a time"), std::string::npos) << eval.err;
+  fs::remove_all(dir);
+}
+
 TEST(EstimateCommand, QuickTableAndPerRankTable) {
   const auto quick = run_pipeprune({"estimate"});
   ASSERT_EQ(quick.exit_code, 0) << quick.err;
-  for (const char* size : {"1B", "3B", "7B", "13B", "70B"}) EXPECT_NE(quick.out.find(size), std::string::npos);
+  for (const char* size : {"1B", "3B", "7B", "13B", "30B", "70B"}) EXPECT_NE(quick.out.find(size), std::string::npos);
   const auto ranks = run_pipeprune({"estimate", "--model", kModel, "--world", "2", "--nsamples", "8", "--seqlen", "64",
                                     "--max-memory", "cpu=8GiB"});
   ASSERT_EQ(ranks.exit_code, 0) << ranks.err;
