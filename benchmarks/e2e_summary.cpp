@@ -1,15 +1,23 @@
 // e2e_summary: turns the --report JSON of each prune run and gemm_probe's yardsticks into one
 // summary JSON and the markdown tables of docs/performance.md (benchmarks/run_e2e.sh).
 //
-//   e2e_summary [--model DIR] --probe probe.json --report METHOD=report.json [--report ...]
+//   e2e_summary [--model DIR] --probe probe.json --report LABEL=report.json [--report ...]
 //               [--info KEY=VALUE ...] --json summary.json --markdown tables.md
 //
 // Forward rate of a pass = (layers x samples x FLOPs of one sequence through one layer) / the
 // pass's seconds, FLOPs counted as gemm_probe counts them (bench_util.h layer_forward_flops).
 // Mask time of a linear = the report's seconds_mask averaged over layers, next to one
 // read+write pass over a matrix of the same shape.
+//
+// Reports of several ranks (world_size > 1) list every layer with the rank that pruned it and
+// the memory of each rank. Their per-layer figures are those of one rank with its share of the
+// cores (--info cores and omp_num_threads give the share, as pipeprune computes it), so they are
+// shown but not judged against the targets; the job total is compared with the 1-rank row of
+// the same label without the ", N ranks" suffix (run_e2e.sh labels rows that way).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -71,7 +79,17 @@ double hessian_flops(const json& probe, int64_t tokens) {
   return flops;
 }
 
-json summarize_method(const std::string& label, const json& report, const json& probe) {
+// Compute threads of each rank as pipeprune picks them (launch/common_options.cpp): OMP_NUM_THREADS
+// when set, else the rank's share of the node's cores (all ranks of these runs share one node).
+// Null when the caller did not say how many cores there are.
+json threads_per_rank(const json& info, int64_t world_size) {
+  if (!info.contains("cores")) return nullptr;
+  const std::string omp = info.value("omp_num_threads", std::string("unset"));
+  if (omp != "unset" && std::atoi(omp.c_str()) > 0) return std::atoi(omp.c_str());
+  return std::max<int64_t>(1, std::stoll(info.at("cores").get<std::string>()) / std::max<int64_t>(1, world_size));
+}
+
+json summarize_method(const std::string& label, const json& report, const json& probe, const json& info) {
   const std::string method = report.at("method").get<std::string>();
   const auto& layers = report.at("layers");
   const double n_layers = static_cast<double>(layers.size());
@@ -104,18 +122,36 @@ json summarize_method(const std::string& label, const json& report, const json& 
               {"seconds_total", report.at("seconds_total")},
               {"seconds_per_layer", {{"stats", stats / n_layers}, {"prune", prune / n_layers}, {"output", output_per_layer}}},
               {"mask_seconds_mean", mask}};
+  // Reports from before pipelines existed have no world_size: one rank.
+  const int64_t world_size = report.value("world_size", int64_t{1});
+  out["world_size"] = world_size;
+  out["calibration"] = report.value("calibration", std::string("sequential"));
+  out["threads_per_rank"] = threads_per_rank(info, world_size);
   // The rank with the highest measured peak, and the memory plan's estimate for that rank
-  // (reports written before the estimator existed have none).
+  // (reports written before the estimator existed have none); and every rank's own figures.
   int64_t peak = 0;
   json estimate = nullptr;
+  json ranks = json::array();
   for (const auto& rank : report.at("ranks")) {
     const int64_t rss = rank.at("peak_rss_bytes").get<int64_t>();
+    const json rank_estimate = rank.contains("estimated_peak_bytes") ? rank.at("estimated_peak_bytes") : json(nullptr);
+    // "layers" of a rank is its half-open range [first, end).
+    const json range = rank.value("layers", json::array());
+    const int64_t owned = range.size() == 2 ? range[1].get<int64_t>() - range[0].get<int64_t>() : 0;
+    ranks.push_back({{"rank", rank.value("rank", int64_t{0})},
+                     {"layers", owned},
+                     {"peak_rss_bytes", rss},
+                     {"estimated_peak_bytes", rank_estimate}});
     if (rss < peak) continue;
     peak = rss;
-    estimate = rank.contains("estimated_peak_bytes") ? rank.at("estimated_peak_bytes") : json(nullptr);
+    estimate = rank_estimate;
   }
+  PIPEPRUNE_CHECK(static_cast<int64_t>(ranks.size()) == world_size, FormatError,
+                  "e2e_summary: the " << label << " report has world_size " << world_size << " but memory of "
+                                      << ranks.size() << " rank(s)");
   out["peak_rss_bytes"] = peak;
   out["peak_estimate_bytes"] = estimate;
+  out["ranks"] = ranks;
   // FLOPs of the passes that ran (magnitude runs none).
   const bool same_tokens = probe.at("tokens").get<int64_t>() == seqlen;
   const double sample_flops = static_cast<double>(nsamples) * probe.at("layer_forward_flops").get<double>();
@@ -136,8 +172,30 @@ json summarize_method(const std::string& label, const json& report, const json& 
   return out;
 }
 
+bool multi_rank(const json& m) { return m.at("world_size").get<int64_t>() > 1; }
+
+// Each multi-rank row against its 1-rank counterpart: the row labelled like it without the
+// ", N ranks" suffix, with the same method and workload (else the comparison would mislead).
+void add_speedups(json& methods) {
+  for (auto& m : methods) {
+    if (!multi_rank(m)) continue;
+    const std::string label = m.at("label").get<std::string>();
+    const std::string suffix = fmt::format(", {} ranks", m.at("world_size").get<int64_t>());
+    if (label.size() <= suffix.size() || label.compare(label.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+    const std::string base_label = label.substr(0, label.size() - suffix.size());
+    for (const auto& base : methods) {
+      if (multi_rank(base) || base.at("label") != base_label) continue;
+      bool same = true;
+      for (const char* key : {"method", "pattern", "nsamples", "seqlen", "layers"}) same = same && base.at(key) == m.at(key);
+      if (!same) continue;
+      m["baseline_label"] = base_label;
+      m["speedup_vs_1_rank"] = base.at("seconds_total").get<double>() / m.at("seconds_total").get<double>();
+    }
+  }
+}
+
 // The run's settings and machine, from the --info keys run_e2e.sh passes.
-std::string run_lines(const json& info) {
+std::string run_lines(const json& info, const json& methods) {
   auto get = [&](const char* key) { return info.value(key, std::string("?")); };
   std::string md;
   md += fmt::format("- Machine: {}, {} cores, {} RAM, BLAS {}; load average {} at the start, {} at the end.\n",
@@ -148,6 +206,34 @@ std::string run_lines(const json& info) {
                     get("synth_seconds"));
   md += fmt::format("- Calibration: {} random windows of {} tokens (`--calib-tokens`), sparsity 0.5 unstructured, "
                     "1 rank, fp32 compute, all cores.\n", get("nsamples"), get("seqlen"));
+  // One line per world size above 1, from its first row (run_e2e.sh runs them all alike).
+  std::vector<int64_t> described;
+  for (const auto& m : methods) {
+    const int64_t world = m.at("world_size").get<int64_t>();
+    if (world == 1 || std::find(described.begin(), described.end(), world) != described.end()) continue;
+    described.push_back(world);
+    std::string split;
+    for (const auto& rank : m.at("ranks")) split += fmt::format("{}{}", split.empty() ? "" : " + ", rank.at("layers").get<int64_t>());
+    const json& threads = m.at("threads_per_rank");
+    const std::string share =
+        threads.is_number()
+            ? fmt::format("{} compute thread{} per rank ({})", threads.get<int64_t>(), threads.get<int64_t>() == 1 ? "" : "s",
+                          std::atoi(get("omp_num_threads").c_str()) > 0
+                              ? std::string("OMP_NUM_THREADS")
+                              : fmt::format("pipeprune's default: its share of the {} cores", get("cores")))
+                            : std::string("pipeprune's default threads per rank (its share of the cores)");
+    const std::string overlap =
+        m.at("calibration") == "dense"
+            ? "every stage runs its layers on each sample as it arrives, so the ranks compute at the same time"
+            : "a stage starts once the previous one has sent the outputs of its last layer for all samples, so "
+              "the ranks compute one after the other, except magnitude's, which need no activations";
+    md += fmt::format("- Rows marked \"{} ranks\": the same prune under `mpirun -np {}` on this machine, the layers in "
+                      "{} pipeline stages ({}), {}; `--calibration {}`: {}. Their per-layer seconds, forward rates "
+                      "and mask times are one rank's on its share of the cores, so they are not judged against "
+                      "the targets; job totals are rank 0's `seconds_total` (both ranks done, mpirun's start-up "
+                      "not counted).\n",
+                      world, world, world, split, share, m.at("calibration").get<std::string>(), overlap);
+  }
   md += fmt::format("- Whole script: {} s (commit {}, {}); other processes used {} CPU-seconds meanwhile (of {} "
                     "available). OMP_WAIT_POLICY in the environment: {} (pipeprune then runs with PASSIVE "
                     "unless a row says \"OMP spin\"; gemm_probe's yardsticks: PASSIVE). Raw numbers: "
@@ -161,22 +247,62 @@ std::string run_lines(const json& info) {
 
 std::string gb(int64_t bytes) { return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1 << 30)); }
 
+std::string estimate_cell(int64_t peak, const json& estimate) {
+  return estimate.is_number() ? fmt::format("{} (measured {:.0f}%)", gb(estimate.get<int64_t>()),
+                                            100.0 * static_cast<double>(peak) / estimate.get<double>())
+                              : "n/a";
+}
+
 std::string phase_table(const json& methods) {
   std::string md =
       "| method | layers | stats s/layer | prune s/layer | output s/layer | job total s | sparsity | peak RSS | estimate |\n"
       "|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& m : methods) {
     const auto& s = m.at("seconds_per_layer");
-    const json& estimate = m.at("peak_estimate_bytes");
-    const int64_t peak = m.at("peak_rss_bytes").get<int64_t>();
-    const std::string estimated =
-        estimate.is_number() ? fmt::format("{} (measured {:.0f}%)", gb(estimate.get<int64_t>()),
-                                           100.0 * static_cast<double>(peak) / estimate.get<double>())
-                             : "n/a";
+    std::string layers = fmt::format("{}", m.at("layers").get<int>());
+    std::string peak = gb(m.at("peak_rss_bytes").get<int64_t>());
+    std::string estimated = estimate_cell(m.at("peak_rss_bytes").get<int64_t>(), m.at("peak_estimate_bytes"));
+    if (multi_rank(m)) {
+      // Each rank's layers, peak and estimate, in rank order: the job's peak is per process.
+      std::string split;
+      peak.clear();
+      estimated.clear();
+      for (const auto& rank : m.at("ranks")) {
+        const int64_t rss = rank.at("peak_rss_bytes").get<int64_t>();
+        const std::string sep = split.empty() ? "" : ", ";
+        split += fmt::format("{}{}", split.empty() ? "" : " + ", rank.at("layers").get<int64_t>());
+        peak += sep + gb(rss);
+        estimated += sep + estimate_cell(rss, rank.at("estimated_peak_bytes"));
+      }
+      layers += " (" + split + ")";
+    }
     md += fmt::format("| {} {} | {} | {:.2f} | {:.2f} | {:.2f} | {:.1f} | {:.4f} | {} | {} |\n", m.at("label").get<std::string>(),
-                      m.at("pattern").get<std::string>(), m.at("layers").get<int>(), s.at("stats").get<double>(),
+                      m.at("pattern").get<std::string>(), layers, s.at("stats").get<double>(),
                       s.at("prune").get<double>(), s.at("output").get<double>(), m.at("seconds_total").get<double>(),
-                      m.at("sparsity").get<double>(), gb(peak), estimated);
+                      m.at("sparsity").get<double>(), peak, estimated);
+  }
+  // Below the table, so that the 1-rank rows keep their columns: what the multi-rank cells mean
+  // and each multi-rank job total against its 1-rank row.
+  std::string compared;
+  bool any = false;
+  for (const auto& m : methods) {
+    if (!multi_rank(m)) continue;
+    any = true;
+    const std::string label = m.at("label").get<std::string>();
+    if (!m.contains("speedup_vs_1_rank")) {
+      compared += fmt::format("{}{}: no 1-rank row to compare", compared.empty() ? "" : "; ", label);
+      continue;
+    }
+    const double seconds = m.at("seconds_total").get<double>();
+    const double speedup = m.at("speedup_vs_1_rank").get<double>();
+    compared += fmt::format("{}{} {:.2f}x ({:.1f} s with 1 rank, {:.1f} s with {})", compared.empty() ? "" : "; ",
+                            m.at("baseline_label").get<std::string>(), speedup, speedup * seconds, seconds,
+                            label.substr(m.at("baseline_label").get<std::string>().size() + 2));
+  }
+  if (any) {
+    md += "\nRows with several ranks: layers per rank in brackets; peak RSS and estimate of each rank, in rank "
+          "order. Job total against the 1-rank row of the same method (1-rank seconds / multi-rank seconds; "
+          "above 1 is faster): " + compared + ".\n";
   }
   return md;
 }
@@ -186,24 +312,32 @@ std::string forward_table(const json& methods, const json& probe) {
   std::string md = fmt::format(
       "| forward | GFLOP/s | GEMM GFLOP/s (same run) | fraction of GEMM | target >= {:.0f}% |\n|---|---|---|---|---|\n",
       kForwardTarget * 100);
-  auto row = [&](const std::string& name, double gflops, bool judged = true) {
+  // An empty note judges the row against the target; otherwise the note says why it is not.
+  auto row = [&](const std::string& name, double gflops, const std::string& note = "") {
     // Truncated, not rounded: 59.96% must not print as a "60%" that missed the target.
     md += fmt::format("| {} | {:.1f} | {:.1f} | {:.1f}% | {} |\n", name, gflops, gemm, std::floor(1000 * gflops / gemm) / 10,
-                      !judged ? "(yardstick)" : gflops / gemm >= kForwardTarget ? "met" : "missed");
+                      !note.empty() ? note : gflops / gemm >= kForwardTarget ? "met" : "missed");
   };
   row("isolated layer forward (gemm_probe)", probe.at("isolated_forward_gflops").get<double>());
   if (probe.contains("options")) {
     const json& o = probe.at("options");
     row(fmt::format("GEMMs of all {} samples at once (batched)", o.at("batch").get<int64_t>()),
-        o.at("batched_gemm_layer_gflops").get<double>(), false);
+        o.at("batched_gemm_layer_gflops").get<double>(), "(yardstick)");
   }
   for (const auto& m : methods) {
     if (!m.contains("forward")) continue;
+    // A multi-rank pass's rate is one rank's (its layers' FLOPs over its layers' seconds), on
+    // that rank's share of the cores, while the GEMM rate uses all of them: shown, not judged.
+    const json& threads = m.at("threads_per_rank");
+    const std::string per_rank =
+        !multi_rank(m) ? ""
+        : threads.is_number() ? fmt::format("(one rank, {} thread{})", threads.get<int64_t>(), threads.get<int64_t>() == 1 ? "" : "s")
+                              : "(one rank)";
     for (const auto& [pass, f] : m.at("forward").items()) {
       const bool judged = pass != "stats_with_hessian";
       const std::string name = judged ? fmt::format("{} {} pass", m.at("label").get<std::string>(), pass)
                                       : fmt::format("{} stats pass counting the Hessian updates", m.at("label").get<std::string>());
-      row(name, f.at("gflops").get<double>(), judged);
+      row(name, f.at("gflops").get<double>(), !judged ? "(yardstick)" : per_rank);
     }
   }
   return md;
@@ -232,7 +366,8 @@ std::string mask_table(const json& methods, const json& probe) {
     md += fmt::format("| {} | {}x{} | {:.1f} |", name, p.at("shape")[0].get<int64_t>(), p.at("shape")[1].get<int64_t>(), rw * 1e3);
     for (const auto& m : methods) {
       const double t = m.at("mask_seconds_mean").value(name, 0.0);
-      const bool wanda = m.at("method") == "wanda";
+      // Judged on 1-rank columns only: a multi-rank column is one rank on its share of the cores.
+      const bool wanda = m.at("method") == "wanda" && !multi_rank(m);
       md += fmt::format(" {:.1f} ({:.1f}x{}) |", t * 1e3, t / rw,
                         wanda ? (t / rw <= kWandaMaskTarget ? ", met" : ", missed") : "");
     }
@@ -251,12 +386,15 @@ int main(int argc, char** argv) {
     const bench::Args args = bench::parse_args(argc, argv);
     const json probe = read_json_file(args.probe);
     json methods = json::array();
-    for (const auto& [method, path] : args.reports) methods.push_back(bench::summarize_method(method, read_json_file(path), probe));
     json info = args.info;
+    for (const auto& [label, path] : args.reports) {
+      methods.push_back(bench::summarize_method(label, read_json_file(path), probe, info));
+    }
+    bench::add_speedups(methods);
     if (!args.model.empty()) info["parameters"] = count_parameters(ModelConfig::from_file(args.model));
     const json summary = {{"run", info}, {"probe", probe}, {"methods", methods}};
     write_file_atomic(args.json_out, summary.dump(2) + "\n");
-    const std::string md = bench::run_lines(info) + "\n### Seconds per phase and peak memory\n\n" + bench::phase_table(methods) +
+    const std::string md = bench::run_lines(info, methods) + "\n### Seconds per phase and peak memory\n\n" + bench::phase_table(methods) +
                            "\n### Forward passes against the GEMM rate\n\n" + bench::forward_table(methods, probe) + bench::options_line(probe) +
                            "\n### Mask time per linear (mean over layers) against one read+write pass\n\n" +
                            bench::mask_table(methods, probe);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end benchmark (issue 6): synthesizes a TinyLlama-shaped model (`synth --shape
-# llama-1b`), prunes it with each method on one rank, measures the machine's yardsticks in the
-# same run (gemm_probe), and writes docs/performance.json plus the tables of
-# docs/performance.md (between the e2e markers; the hand-written text around them is kept).
+# llama-1b`), prunes it with each method on one rank and, for METHOD:np2 entries, as a pipeline
+# of two ranks under mpirun, measures the machine's yardsticks in the same run (gemm_probe), and
+# writes docs/performance.json plus the tables of docs/performance.md (between the e2e markers;
+# the hand-written text around them is kept).
 #
-#   benchmarks/run_e2e.sh            # defaults below, about 10 minutes on an idle 2-core machine
+#   benchmarks/run_e2e.sh            # defaults below, about 12 minutes on an idle 2-core machine
 #   LAYERS=22 NSAMPLES=16 benchmarks/run_e2e.sh
 #
 # Settings (environment):
@@ -14,12 +15,16 @@
 #              per-layer numbers are those of the full model; whole-model time scales linearly)
 #   NSAMPLES, SEQLEN   calibration windows (default 8 x 512)
 #   DTYPE      storage dtype of the synthetic model (default bf16; compute is always fp32)
-#   METHODS    default "magnitude wanda sparsegpt wanda:spin sparsegpt:spin"; METHOD:spin runs
-#              that method with libgomp's spinning workers (OMP_WAIT_POLICY=ACTIVE,
-#              GOMP_SPINCOUNT=300000: its default when the variable is unset), METHOD:passive
-#              with OMP_WAIT_POLICY=PASSIVE (what pipeprune picks when the variable is unset)
+#   METHODS    default "magnitude wanda sparsegpt magnitude:np2 wanda:np2 sparsegpt:np2";
+#              variants, combinable (wanda:np2:spin):
+#                METHOD:npN     N >= 2 ranks, `mpirun -np N` on this machine, each rank with
+#                               pipeprune's default share of the cores (cores / N threads)
+#                METHOD:spin    libgomp's spinning workers (OMP_WAIT_POLICY=ACTIVE,
+#                               GOMP_SPINCOUNT=300000: its default when the variable is unset)
+#                METHOD:passive OMP_WAIT_POLICY=PASSIVE (what pipeprune picks when it is unset)
 #   DOC, JSON  outputs (default docs/performance.md, docs/performance.json)
 #   KEEP=1     keep WORK_DIR afterwards
+# OMP_NUM_THREADS, when set, is every rank's thread count, at any world size (pipeprune's rule).
 # No Python: the tokens come from benchmarks/random_tokens, the tables from benchmarks/e2e_summary.
 set -euo pipefail
 
@@ -30,7 +35,7 @@ layers="${LAYERS:-8}"
 nsamples="${NSAMPLES:-8}"
 seqlen="${SEQLEN:-512}"
 dtype="${DTYPE:-bf16}"
-methods="${METHODS:-magnitude wanda sparsegpt wanda:spin sparsegpt:spin}"
+methods="${METHODS:-magnitude wanda sparsegpt magnitude:np2 wanda:np2 sparsegpt:np2}"
 doc="${DOC:-$root/docs/performance.md}"
 json="${JSON:-$root/docs/performance.json}"
 shape=llama-1b
@@ -38,6 +43,50 @@ shape=llama-1b
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 say() { echo "[run_e2e] $*" >&2; }
+
+# parse_entry ENTRY: sets method, label, ranks and run_env from a METHODS entry
+# (METHOD[:VARIANT]...). Labels end with ", N ranks" for N > 1: e2e_summary compares such a row
+# with the row of the same label without that suffix.
+parse_entry() {
+  local entry=$1 rest variant policy_label=""
+  method="${entry%%:*}"
+  ranks=1
+  run_env=()
+  rest="${entry#"$method"}"
+  [ -n "$method" ] || { say "empty method in METHODS entry '$entry'"; return 1; }
+  while [ -n "$rest" ]; do
+    rest="${rest#:}"
+    variant="${rest%%:*}"
+    rest="${rest#"$variant"}"
+    case "$variant" in
+      # pipeprune runs with OMP_WAIT_POLICY=PASSIVE unless the variable is set. spin brings back
+      # libgomp's default spinning for comparison (the policy set, so pipeprune keeps it; the
+      # spin count libgomp uses when the variable is unset); passive sets PASSIVE explicitly.
+      spin) run_env=(OMP_WAIT_POLICY=ACTIVE GOMP_SPINCOUNT=300000); policy_label=", OMP spin" ;;
+      passive) run_env=(OMP_WAIT_POLICY=PASSIVE); policy_label=", OMP passive" ;;
+      np*)
+        ranks="${variant#np}"
+        if ! [[ "$ranks" =~ ^[0-9]+$ ]] || [ "$ranks" -lt 2 ]; then
+          say "bad rank count in METHODS entry '$entry': use npN with N >= 2 (e.g. $method:np2)"
+          return 1
+        fi ;;
+      *) say "unknown variant '$variant' in METHODS entry '$entry' (use METHOD, METHOD:npN, METHOD:spin, METHOD:passive, or several: METHOD:np2:spin)"; return 1 ;;
+    esac
+  done
+  label="$method$policy_label"
+  [ "$ranks" -eq 1 ] || label+=", $ranks ranks"
+}
+
+# Every entry checked before any work: a typo should not cost the synth and the probe first.
+multi_rank=0
+for entry in $methods; do
+  parse_entry "$entry" || exit 1
+  [ "$ranks" -eq 1 ] || multi_rank=1
+done
+if [ "$multi_rank" = 1 ] && ! command -v mpirun >/dev/null; then
+  say "METHODS has multi-rank entries (METHOD:npN) but mpirun is not on PATH; install Open MPI or drop those entries"
+  exit 1
+fi
 
 start_all=$(now)
 for target in pipeprune random_tokens gemm_probe e2e_summary; do
@@ -72,26 +121,34 @@ say "gemm_probe at $seqlen tokens"
 # rather than the machine's bandwidth.
 OMP_WAIT_POLICY=PASSIVE "$bench/gemm_probe" --model "$work/model" --tokens "$seqlen" --batch "$nsamples" --reps 5 --output "$work/probe.json" >&2
 
+# Multi-rank runs: mpirun as the repository's launcher and MPI tests call it (launch/pipeprune-mpirun,
+# tests/mpi/CMakeLists.txt). --bind-to none: a rank bound to one core would keep all its threads
+# there; --oversubscribe: Open MPI may count fewer slots than nproc (hyperthreads, containers);
+# root needs the explicit allowance; restricted containers break the shared-memory single-copy
+# path. No --threads: pipeprune gives each rank its share of the node's cores (cores / ranks,
+# from OMPI_COMM_WORLD_LOCAL_SIZE), as the 1-rank rows get all of them.
+export OMPI_MCA_btl_vader_single_copy_mechanism="${OMPI_MCA_btl_vader_single_copy_mechanism:-none}"
+mpirun_flags=(--oversubscribe --bind-to none)
+[ "$(id -u)" -ne 0 ] || mpirun_flags+=(--allow-run-as-root)
+
 report_args=()
 for entry in $methods; do
-  method="${entry%%:*}"
-  label="$method"
-  run_env=()
-  # pipeprune runs with OMP_WAIT_POLICY=PASSIVE unless the variable is set. METHOD:spin brings
-  # back libgomp's default spinning for comparison (the policy set, so pipeprune keeps it; the
-  # spin count libgomp uses when the variable is unset); METHOD:passive sets PASSIVE explicitly.
-  case "${entry#"$method"}" in
-    "") ;;
-    :spin) run_env=(OMP_WAIT_POLICY=ACTIVE GOMP_SPINCOUNT=300000); label="$method, OMP spin" ;;
-    :passive) run_env=(OMP_WAIT_POLICY=PASSIVE); label="$method, OMP passive" ;;
-    *) say "unknown variant in METHODS: $entry (use METHOD, METHOD:spin or METHOD:passive)"; exit 1 ;;
-  esac
-  say "prune --method $method ${run_env[*]:-}"
-  name="${entry/:/-}"
-  env "${run_env[@]}" "$pipeprune" prune --model "$work/model" --output "$work/pruned-$name" --method "$method" \
-    --sparsity 0.5 --calib-tokens "$work/tokens.npy" --nsamples "$nsamples" --seqlen "$seqlen" \
-    --report "$work/report-$name.json" --quiet
-  report_args+=(--report "$label=$work/report-$name.json")
+  parse_entry "$entry"
+  launcher=()
+  [ "$ranks" -eq 1 ] || launcher=(mpirun "${mpirun_flags[@]}" -np "$ranks")
+  say "prune --method $method${launcher[*]:+ under ${launcher[*]}} ${run_env[*]:-}"
+  name="${entry//:/-}"
+  report="$work/report-$name.json"
+  env "${run_env[@]}" "${launcher[@]}" "$pipeprune" prune --model "$work/model" --output "$work/pruned-$name" \
+    --method "$method" --sparsity 0.5 --calib-tokens "$work/tokens.npy" --nsamples "$nsamples" --seqlen "$seqlen" \
+    --report "$report" --quiet
+  # A pipeprune built without MPI would run N independent 1-rank jobs under mpirun (each writing
+  # the same report), which would pass for a multi-rank row.
+  if ! grep -Eq "\"world_size\": *$ranks([^0-9]|\$)" "$report"; then
+    say "$entry: the report says world_size $(grep -o '"world_size": *[0-9]*' "$report" | grep -o '[0-9]*$'), expected $ranks (is $pipeprune built with MPI?)"
+    exit 1
+  fi
+  report_args+=(--report "$label=$report")
   rm -rf "$work/pruned-$name"  # only the report is needed; keeps the disk footprint to one model
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -114,7 +171,7 @@ total_seconds=$(elapsed "$start_all")
   --info "shape=$shape" --info "layers=$layers" --info "dtype=$dtype" \
   --info "nsamples=$nsamples" --info "seqlen=$seqlen" --info "synth_seconds=$synth_seconds" \
   --info "script_seconds=$total_seconds" --info "other_cpu_seconds=$other_seconds" \
-  --info "omp_wait_policy=${OMP_WAIT_POLICY:-unset}" \
+  --info "omp_wait_policy=${OMP_WAIT_POLICY:-unset}" --info "omp_num_threads=${OMP_NUM_THREADS:-unset}" \
   --json "$work/summary.json" --markdown "$work/tables.md"
 
 {
