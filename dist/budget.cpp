@@ -1,11 +1,10 @@
 #include "dist/budget.h"
 
-#include <dlfcn.h>
-
 #include <algorithm>
 
 #include "core/common/error.h"
 #include "core/memory/host_memory.h"
+#include "dist/cuda_memory.h"
 
 namespace pipeprune {
 
@@ -18,31 +17,14 @@ int ranks_on_host(const std::vector<std::string>& hosts, int rank) {
   return static_cast<int>(std::count(hosts.begin(), hosts.end(), hosts[static_cast<size_t>(rank)]));
 }
 
-namespace {
-
-// Free memory of a GPU through the CUDA runtime that a CUDA LibTorch has loaded, looked up at
-// run time so this CPU-only build needs no CUDA library. -1 when unavailable.
-int64_t cuda_free_bytes(int index) {
-  using SetDevice = int (*)(int);
-  using MemGetInfo = int (*)(size_t*, size_t*);
-  auto* set_device = reinterpret_cast<SetDevice>(dlsym(RTLD_DEFAULT, "cudaSetDevice"));
-  auto* mem_get_info = reinterpret_cast<MemGetInfo>(dlsym(RTLD_DEFAULT, "cudaMemGetInfo"));
-  if (set_device == nullptr || mem_get_info == nullptr || set_device(index) != 0) return -1;
-  size_t free_bytes = 0;
-  size_t total_bytes = 0;
-  if (mem_get_info(&free_bytes, &total_bytes) != 0) return -1;
-  return static_cast<int64_t>(free_bytes);
-}
-
-}  // namespace
 
 int64_t default_budget_bytes(c10::Device device, int ranks_sharing) {
   if (device.is_cuda()) {
     // One rank per GPU: the device's own free memory is this rank's.
-    const int64_t free_bytes = cuda_free_bytes(device.has_index() ? device.index() : 0);
-    PIPEPRUNE_CHECK(free_bytes >= 0, ConfigError,
+    const std::optional<int64_t> free_bytes = cuda_free_bytes(device.has_index() ? device.index() : 0);
+    PIPEPRUNE_CHECK(free_bytes.has_value(), ConfigError,
                     "--device " << device.str() << ": cannot query the GPU's free memory; pass --max-memory cuda=SIZE");
-    return after_reserve(free_bytes);
+    return after_reserve(*free_bytes);
   }
   // Ranks on one host share its RAM.
   return after_reserve(host_available_bytes()) / std::max(1, ranks_sharing);

@@ -2,13 +2,19 @@
 
 #include "core/common/files.h"
 #include "core/common/log.h"
+#include "dist/cuda_memory.h"
 
 namespace pipeprune {
 
-JobMemoryLog::JobMemoryLog(bool enabled, std::filesystem::path csv_path) : csv_path_(std::move(csv_path)) {
-  // A CUDA build would pass a device probe here (allocated/reserved/peak/free); this LibTorch is
-  // CPU-only, so the device columns stay empty.
-  if (enabled) log_ = std::make_unique<MemoryLog>();
+JobMemoryLog::JobMemoryLog(bool enabled, std::filesystem::path csv_path, c10::Device device)
+    : csv_path_(std::move(csv_path)) {
+  if (!enabled) return;
+  DeviceMemoryProbe probe;
+  if (device.is_cuda()) {
+    const int index = device.has_index() ? device.index() : 0;
+    probe = [index] { return cuda_memory_reading(index); };
+  }
+  log_ = std::make_unique<MemoryLog>(std::move(probe));
 }
 
 void JobMemoryLog::checkpoint(const std::string& name) {

@@ -3,6 +3,8 @@
 // first rank. Disabled, every call is a no-op, so jobs call it unconditionally.
 #pragma once
 
+#include <c10/core/Device.h>
+
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -14,7 +16,9 @@ namespace pipeprune {
 
 class JobMemoryLog {
  public:
-  JobMemoryLog(bool enabled, std::filesystem::path csv_path);
+  // On a CUDA `device`, each checkpoint also reads the GPU's allocated/reserved/peak/free bytes
+  // (dist/cuda_memory.h); on the CPU the device columns stay empty.
+  JobMemoryLog(bool enabled, std::filesystem::path csv_path, c10::Device device);
   void checkpoint(const std::string& name);
   // Collective: gathers every rank's rows, writes the CSV on the first rank, logs the table.
   void finish(Transport& transport);

@@ -255,7 +255,7 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
   c10::InferenceMode inference_guard;
   const auto start = Clock::now();
   PruneJobResult result;
-  JobMemoryLog memory_log(options.log_memory, options.memory_log_csv);
+  JobMemoryLog memory_log(options.log_memory, options.memory_log_csv, options.layer.device);
   memory_log.checkpoint("start");
   const StageContext context =
       open_stage(transport, StageOptions{options.model_dir, options.layer.device, options.layer.compute_dtype,
