@@ -105,7 +105,8 @@ std::string format_stage_plan(const StagePlan& plan) {
   std::string out = fmt::format("{:>4}  {:<16} {:<8} {:<14} {:>12} {:>12}\n", "rank", "host", "device",
                                 "layers", "weights", "budget");
   for (const Stage& s : plan.stages) {
-    std::string layers = fmt::format("{}-{}", s.first_layer, s.end_layer - 1);
+    std::string layers = s.end_layer - s.first_layer == 1 ? std::to_string(s.first_layer)
+                                                          : fmt::format("{}-{}", s.first_layer, s.end_layer - 1);
     if (s.has_embedding) layers = "emb+" + layers;
     if (s.has_head) layers += "+head";
     out += fmt::format("{:>4}  {:<16} {:<8} {:<14} {:>12} {:>12}\n", s.rank, s.host, s.device, layers,

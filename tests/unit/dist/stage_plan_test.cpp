@@ -57,6 +57,15 @@ TEST(PlanStages, UnevenBudgets_LayersFollowBudgets) {
   EXPECT_EQ(plan.stages[1].n_layers(), 9);
 }
 
+TEST(FormatStagePlan, LayerRangesWithEmbeddingAndHead) {
+  // Five layers over three ranks with budgets 2:2:1: layers 0-1, 2-3 and a single layer 4.
+  const StagePlan plan = plan_stages(uniform_model(5, 100), budgets({2000, 2000, 1000}));
+  const std::string table = format_stage_plan(plan);
+  EXPECT_NE(table.find(" emb+0-1 "), std::string::npos) << table;
+  EXPECT_NE(table.find(" 2-3 "), std::string::npos) << table;
+  EXPECT_NE(table.find(" 4+head "), std::string::npos) << table;
+}
+
 TEST(PlanStages, EmbeddingAndHeadCountOnTheirRanks) {
   // A big embedding on rank 0 and head on rank 2 push layers to the middle rank.
   const StagePlan plan = plan_stages(uniform_model(9, 100, 300, 300), budgets({1000, 1000, 1000}));
