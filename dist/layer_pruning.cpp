@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/common/error.h"
@@ -25,6 +26,24 @@ std::vector<std::vector<LinearKind>> linear_groups(const LayerPruneOptions& opti
             {LinearKind::kDown}};
   }
   return {std::vector<LinearKind>(kAllLinears.begin(), kAllLinears.end())};
+}
+
+// The linear whose input `kind` also reads (k and v read q's input, up reads gate's), or
+// `kind` itself. Linears reading one input share one accumulation of the statistics.
+LinearKind input_owner(LinearKind kind) {
+  switch (kind) {
+    case LinearKind::kK:
+    case LinearKind::kV:
+      return LinearKind::kQ;
+    case LinearKind::kUp:
+      return LinearKind::kGate;
+    default:
+      return kind;
+  }
+}
+
+bool in_group(const std::vector<LinearKind>& group, LinearKind kind) {
+  return std::find(group.begin(), group.end(), kind) != group.end();
 }
 
 }  // namespace
@@ -55,7 +74,11 @@ bool LayerPruneSession::done() const { return group_ >= groups_.size(); }
 void LayerPruneSession::make_pruners() {
   if (done()) return;
   int64_t group_statistics = 0;
-  for (LinearKind kind : groups_[group_]) {
+  const auto& group = groups_[group_];
+  for (LinearKind kind : group) {
+    // A linear reading another's input gets a copy of that one's statistics when it is pruned
+    // (prune_current_group): q, k and v accumulate one Hessian instead of three.
+    if (input_owner(kind) != kind && in_group(group, input_owner(kind))) continue;
     const auto shape = linear_shape(config_, kind);
     auto pruner = make_linear_pruner(options_.prune, shape[0], shape[1], options_.device);
     group_statistics += pruner->bytes_statistics();
@@ -78,9 +101,19 @@ void LayerPruneSession::prune_current_group() {
   c10::InferenceMode inference_guard;
   PIPEPRUNE_CHECK(!done(), Error, "layer " << stored_.layer << " is already pruned");
   const auto group_start = Clock::now();
-  for (LinearKind kind : groups_[group_]) {
+  const auto& group = groups_[group_];
+  for (size_t i = 0; i < group.size(); ++i) {
+    const LinearKind kind = group[i];
     const auto start = Clock::now();
     auto& pruner = pruners_[static_cast<int>(kind)];
+    // Hand the shared statistics on to the next linear reading the same input before this
+    // prune consumes them (SparseGPT modifies its Hessian): one extra copy at a time.
+    for (size_t j = i + 1; j < group.size(); ++j) {
+      if (input_owner(group[j]) == input_owner(kind) && !pruners_[static_cast<int>(group[j])]) {
+        pruners_[static_cast<int>(group[j])] = pruner->clone_for(linear_shape(config_, group[j])[0]);
+        break;
+      }
+    }
     Linear& stored_linear = stored_[kind];
     at::Tensor weight = compute_[kind].weight.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
     pruner->prune(weight);

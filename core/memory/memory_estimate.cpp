@@ -27,25 +27,32 @@ int64_t layer_weights(const ModelSpec& spec, int64_t layer, int64_t compute_elem
   return spec.bytes_layer(layer) + layer_parameters(spec, layer) * compute_element_size;
 }
 
-// Statistics of the linears pruned together (all seven, or the largest true-sequential group).
-int64_t layer_statistics(const ModelConfig& config, const EstimateSettings& settings) {
-  auto stats = [&](LinearKind kind) { return pruner_statistics_bytes(settings.method, linear_shape(config, kind)[1]); };
-  if (!settings.true_sequential || settings.dense_calibration) {
-    int64_t sum = 0;
-    for (LinearKind kind : kAllLinears) sum += stats(kind);
-    return sum;
-  }
-  return std::max({stats(LinearKind::kQ) + stats(LinearKind::kK) + stats(LinearKind::kV), stats(LinearKind::kO),
-                   stats(LinearKind::kGate) + stats(LinearKind::kUp), stats(LinearKind::kDown)});
+int64_t statistics_of(const ModelConfig& config, const EstimateSettings& settings, LinearKind kind) {
+  return pruner_statistics_bytes(settings.method, linear_shape(config, kind)[1]);
 }
 
-// Pruning one linear: its fp32 working copy and the mask computation (the mask included).
+// Statistics of the linears pruned together (all seven, or the largest true-sequential group),
+// one per distinct input: q, k and v share q's, gate and up share gate's (dist/layer_pruning).
+int64_t layer_statistics(const ModelConfig& config, const EstimateSettings& settings) {
+  const int64_t q = statistics_of(config, settings, LinearKind::kQ);
+  const int64_t o = statistics_of(config, settings, LinearKind::kO);
+  const int64_t gate = statistics_of(config, settings, LinearKind::kGate);
+  const int64_t down = statistics_of(config, settings, LinearKind::kDown);
+  if (!settings.true_sequential || settings.dense_calibration) return q + o + gate + down;
+  return std::max({q, o, gate, down});
+}
+
+// Pruning one linear: its fp32 working copy and the mask computation (the mask included), and
+// for q, k and gate the copy of the shared statistics handed to the next linear first.
 int64_t layer_mask_scratch(const ModelConfig& config, const EstimateSettings& settings) {
   int64_t largest = 0;
   for (LinearKind kind : kAllLinears) {
     const auto shape = linear_shape(config, kind);
     const int64_t weight = shape[0] * shape[1] * 4;
-    largest = std::max(largest, weight + mask_scratch_bytes(settings.method, settings.nm_pattern, shape[0], shape[1]));
+    const bool hands_on = kind == LinearKind::kQ || kind == LinearKind::kK || kind == LinearKind::kGate;
+    const int64_t handed = hands_on && settings.method != PruneMethod::kMagnitude ? statistics_of(config, settings, kind) : 0;
+    largest = std::max(largest,
+                       weight + mask_scratch_bytes(settings.method, settings.nm_pattern, shape[0], shape[1]) + handed);
   }
   return largest;
 }

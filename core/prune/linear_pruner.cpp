@@ -37,6 +37,9 @@ class MagnitudePruner final : public LinearPruner {
   }
   int64_t bytes_statistics() const override { return 0; }
   void release() override {}
+  std::unique_ptr<LinearPruner> clone_for(int64_t rows) const override {
+    return std::make_unique<MagnitudePruner>(options_, rows, cols_);
+  }
 
  private:
   PruneOptions options_;
@@ -69,8 +72,17 @@ class WandaPruner final : public LinearPruner {
     return scaler_row_.defined() ? scaler_row_.nbytes() : 0;
   }
   void release() override { scaler_row_ = at::Tensor(); }
+  std::unique_ptr<LinearPruner> clone_for(int64_t rows) const override {
+    PIPEPRUNE_CHECK(scaler_row_.defined(), Error, "Wanda clone_for after release()");
+    c10::InferenceMode guard;
+    return std::unique_ptr<WandaPruner>(new WandaPruner(options_, rows, cols_, scaler_row_.clone(), n_samples_));
+  }
 
  private:
+  // clone_for: the statistics given, already accumulated over n_samples.
+  WandaPruner(const PruneOptions& options, int64_t rows, int64_t cols, at::Tensor statistics, int64_t n_samples)
+      : options_(options), rows_(rows), cols_(cols), scaler_row_(std::move(statistics)), n_samples_(n_samples) {}
+
   PruneOptions options_;
   int64_t rows_;
   int64_t cols_;
@@ -102,8 +114,17 @@ class SparseGptPruner final : public LinearPruner {
   }
   int64_t bytes_statistics() const override { return hessian_.defined() ? hessian_.nbytes() : 0; }
   void release() override { hessian_ = at::Tensor(); }
+  std::unique_ptr<LinearPruner> clone_for(int64_t rows) const override {
+    PIPEPRUNE_CHECK(hessian_.defined(), Error, "SparseGPT clone_for after prune() or release()");
+    c10::InferenceMode guard;
+    return std::unique_ptr<SparseGptPruner>(new SparseGptPruner(options_, rows, cols_, hessian_.clone(), n_samples_));
+  }
 
  private:
+  // clone_for: the statistics given, already accumulated over n_samples.
+  SparseGptPruner(const PruneOptions& options, int64_t rows, int64_t cols, at::Tensor statistics, int64_t n_samples)
+      : options_(options), rows_(rows), cols_(cols), hessian_(std::move(statistics)), n_samples_(n_samples) {}
+
   PruneOptions options_;
   int64_t rows_;
   int64_t cols_;

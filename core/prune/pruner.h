@@ -48,6 +48,10 @@ class LinearPruner {
   virtual int64_t bytes_statistics() const = 0;
   // Frees the statistics (after prune()).
   virtual void release() = 0;
+  // A pruner of the same method for another linear that reads the same input (q, k and v;
+  // gate and up), holding a copy of these statistics: accumulating them once gives the same
+  // bits as accumulating them per linear. Call before prune(), which may consume them.
+  virtual std::unique_ptr<LinearPruner> clone_for(int64_t rows) const = 0;
 };
 
 std::unique_ptr<LinearPruner> make_linear_pruner(const PruneOptions& options, int64_t rows,

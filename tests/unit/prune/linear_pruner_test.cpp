@@ -81,6 +81,27 @@ TEST(LinearPruner, SparseGpt_BatchedEqualsSequential) {
   expect_batching_invariant(PruneMethod::kSparseGPT, "2:4");
 }
 
+// A linear reading the same input as another (k and v next to q) gets a copy of its
+// statistics: the same masks and weights as accumulating its own, and the original's prune
+// (which consumes SparseGPT's Hessian) leaves the copy intact.
+TEST(LinearPruner, CloneFor_SameResultAsOwnStatistics) {
+  for (PruneMethod method : {PruneMethod::kMagnitude, PruneMethod::kWanda, PruneMethod::kSparseGPT}) {
+    constexpr int64_t kOtherRows = 8;
+    auto first = make_linear_pruner(options_for(method), kRows, kCols, at::kCPU);
+    auto own = make_linear_pruner(options_for(method), kOtherRows, kCols, at::kCPU);
+    first->add_batch(inputs(3));
+    own->add_batch(inputs(3));
+    auto copy = first->clone_for(kOtherRows);
+    EXPECT_EQ(copy->bytes_statistics(), own->bytes_statistics());
+    at::Tensor w_first = weights(4);
+    first->prune(w_first);
+    at::Tensor w_copy = weights(5).slice(0, 0, kOtherRows).clone();
+    at::Tensor w_own = w_copy.clone();
+    EXPECT_TRUE(at::equal(copy->prune(w_copy), own->prune(w_own))) << prune_method_name(method);
+    EXPECT_TRUE(at::equal(w_copy, w_own)) << prune_method_name(method);
+  }
+}
+
 TEST(LinearPruner, BytesStatistics_MatchPlannerAndRelease) {
   for (PruneMethod method : {PruneMethod::kWanda, PruneMethod::kSparseGPT}) {
     auto pruner = make_linear_pruner(options_for(method), kRows, kCols, at::kCPU);
