@@ -68,11 +68,13 @@ Args parse_args(int argc, char** argv) {
   return args;
 }
 
-// Multiply-adds (x2) of the SparseGPT statistics of one sequence: H += x^T x for each of the
-// seven linears, as a full [cols, tokens] x [tokens, cols] product (what add_hessian_batch runs).
+// Multiply-adds (x2) of the SparseGPT statistics of one sequence: H += x^T x for each distinct
+// linear input (q/k/v share one, gate/up another: dist/layer_pruning.cpp), as a full
+// [cols, tokens] x [tokens, cols] product (what add_hessian_batch runs).
 double hessian_flops(const json& probe, int64_t tokens) {
   double flops = 0;
   for (const auto& [name, linear] : probe.at("linears").items()) {
+    if (name == "k" || name == "v" || name == "up") continue;
     const double cols = linear.at("shape")[1].get<double>();
     flops += 2.0 * static_cast<double>(tokens) * cols * cols;
   }
