@@ -28,20 +28,6 @@ std::vector<std::vector<LinearKind>> linear_groups(const LayerPruneOptions& opti
   return {std::vector<LinearKind>(kAllLinears.begin(), kAllLinears.end())};
 }
 
-// The linear whose input `kind` also reads (k and v read q's input, up reads gate's), or
-// `kind` itself. Linears reading one input share one accumulation of the statistics.
-LinearKind input_owner(LinearKind kind) {
-  switch (kind) {
-    case LinearKind::kK:
-    case LinearKind::kV:
-      return LinearKind::kQ;
-    case LinearKind::kUp:
-      return LinearKind::kGate;
-    default:
-      return kind;
-  }
-}
-
 bool in_group(const std::vector<LinearKind>& group, LinearKind kind) {
   return std::find(group.begin(), group.end(), kind) != group.end();
 }

@@ -32,14 +32,25 @@ int64_t statistics_of(const ModelConfig& config, const EstimateSettings& setting
 }
 
 // Statistics of the linears pruned together (all seven, or the largest true-sequential group),
-// one per distinct input: q, k and v share q's, gate and up share gate's (dist/layer_pruning).
+// one per distinct input (input_owner): each true-sequential group has exactly one.
 int64_t layer_statistics(const ModelConfig& config, const EstimateSettings& settings) {
-  const int64_t q = statistics_of(config, settings, LinearKind::kQ);
-  const int64_t o = statistics_of(config, settings, LinearKind::kO);
-  const int64_t gate = statistics_of(config, settings, LinearKind::kGate);
-  const int64_t down = statistics_of(config, settings, LinearKind::kDown);
-  if (!settings.true_sequential || settings.dense_calibration) return q + o + gate + down;
-  return std::max({q, o, gate, down});
+  int64_t sum = 0;
+  int64_t largest = 0;
+  for (LinearKind kind : kAllLinears) {
+    if (input_owner(kind) != kind) continue;
+    sum += statistics_of(config, settings, kind);
+    largest = std::max(largest, statistics_of(config, settings, kind));
+  }
+  return !settings.true_sequential || settings.dense_calibration ? sum : largest;
+}
+
+// Whether a later linear reads the same input as `kind` and so gets a copy of its statistics
+// before `kind` is pruned (q and k hand on to k and v, gate to up).
+bool hands_statistics_on(LinearKind kind) {
+  for (LinearKind later : kAllLinears) {
+    if (static_cast<int>(later) > static_cast<int>(kind) && input_owner(later) == input_owner(kind)) return true;
+  }
+  return false;
 }
 
 // Pruning one linear: its fp32 working copy and the mask computation (the mask included), and
@@ -49,8 +60,8 @@ int64_t layer_mask_scratch(const ModelConfig& config, const EstimateSettings& se
   for (LinearKind kind : kAllLinears) {
     const auto shape = linear_shape(config, kind);
     const int64_t weight = shape[0] * shape[1] * 4;
-    const bool hands_on = kind == LinearKind::kQ || kind == LinearKind::kK || kind == LinearKind::kGate;
-    const int64_t handed = hands_on && settings.method != PruneMethod::kMagnitude ? statistics_of(config, settings, kind) : 0;
+    const int64_t handed =
+        hands_statistics_on(kind) && settings.method != PruneMethod::kMagnitude ? statistics_of(config, settings, kind) : 0;
     largest = std::max(largest,
                        weight + mask_scratch_bytes(settings.method, settings.nm_pattern, shape[0], shape[1]) + handed);
   }

@@ -20,6 +20,18 @@ at::Tensor copy_to(const at::Tensor& t, c10::Device device, c10::ScalarType dtyp
 
 }  // namespace
 
+LinearKind input_owner(LinearKind kind) {
+  switch (kind) {
+    case LinearKind::kK:
+    case LinearKind::kV:
+      return LinearKind::kQ;
+    case LinearKind::kUp:
+      return LinearKind::kGate;
+    default:
+      return kind;
+  }
+}
+
 const char* linear_name(LinearKind kind) {
   switch (kind) {
     case LinearKind::kQ: return "self_attn.q_proj";

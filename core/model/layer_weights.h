@@ -35,6 +35,9 @@ const char* linear_short_name(LinearKind kind);
 std::string layer_tensor_name(int64_t layer, const std::string& suffix);
 // [out_features, in_features] of a linear for this config.
 std::array<int64_t, 2> linear_shape(const ModelConfig& config, LinearKind kind);
+// The first linear of the layer reading the same input as `kind` (k and v read q's, up reads
+// gate's), or `kind` itself: linears with one input owner share their pruning statistics.
+LinearKind input_owner(LinearKind kind);
 bool linear_has_bias(const ModelConfig& config, LinearKind kind);
 
 inline constexpr const char* kEmbedTokensName = "model.embed_tokens.weight";
