@@ -59,21 +59,35 @@ CudaMemoryApi loaded_cuda_memory_api() {
   return api;
 }
 
-std::optional<int64_t> cuda_free_bytes(int index, const CudaMemoryApi& api) {
+namespace {
+
+struct DriverMemory {
+  int64_t free_bytes;
+  int64_t total_bytes;
+};
+
+// cudaSetDevice + cudaMemGetInfo; nullopt when either is missing or fails.
+std::optional<DriverMemory> driver_memory(int index, const CudaMemoryApi& api) {
   if (api.set_device == nullptr || api.mem_get_info == nullptr || api.set_device(index) != 0) return std::nullopt;
   size_t free_bytes = 0;
   size_t total_bytes = 0;
   if (api.mem_get_info(&free_bytes, &total_bytes) != 0) return std::nullopt;
-  return static_cast<int64_t>(free_bytes);
+  return DriverMemory{static_cast<int64_t>(free_bytes), static_cast<int64_t>(total_bytes)};
+}
+
+}  // namespace
+
+std::optional<int64_t> cuda_free_bytes(int index, const CudaMemoryApi& api) {
+  const auto driver = driver_memory(index, api);
+  if (!driver) return std::nullopt;
+  return driver->free_bytes;
 }
 
 std::optional<DeviceMemoryReading> cuda_memory_reading(int index, const CudaMemoryApi& api) {
-  if (api.set_device == nullptr || api.mem_get_info == nullptr || api.set_device(index) != 0) return std::nullopt;
-  size_t free_bytes = 0;
-  size_t total_bytes = 0;
-  if (api.mem_get_info(&free_bytes, &total_bytes) != 0) return std::nullopt;
+  const auto driver = driver_memory(index, api);
+  if (!driver) return std::nullopt;
   DeviceMemoryReading reading;
-  reading.free_bytes = static_cast<int64_t>(free_bytes);
+  reading.free_bytes = driver->free_bytes;
   if (api.device_stats != nullptr) {
     DeviceStatsBuffer buffer{};
     api.device_stats(index, buffer.bytes);
@@ -84,7 +98,7 @@ std::optional<DeviceMemoryReading> cuda_memory_reading(int index, const CudaMemo
     reading.peak_bytes = stats.allocated_bytes[0].peak;
   } else {
     // No allocator statistics: what the driver says is in use on the device stands in.
-    const int64_t used = static_cast<int64_t>(total_bytes - free_bytes);
+    const int64_t used = driver->total_bytes - driver->free_bytes;
     reading.allocated_bytes = used;
     reading.reserved_bytes = used;
     reading.peak_bytes = used;
