@@ -79,6 +79,19 @@ RecvOptions ack_options() {
   return options;
 }
 
+// What one run exchanges: the activation, the one-element ack, and what recv() expects of each.
+struct Exchange {
+  int64_t seqlen;
+  at::Tensor x;
+  at::Tensor ack;
+  RecvOptions activation;
+  RecvOptions ack_expect;
+};
+
+Exchange exchange_for(int64_t seqlen) {
+  return Exchange{seqlen, activation(seqlen), at::zeros({1}, at::kFloat), activation_options(seqlen), ack_options()};
+}
+
 // One iteration on rank 0; *back is the tensor that came back (ping-pong only).
 void lead_step(Transport& t, const at::Tensor& x, Pattern pattern, const RecvOptions& back_options,
                const RecvOptions& ack, at::Tensor* back) {
@@ -108,11 +121,7 @@ void report(benchmark::State& state, Pattern pattern, int64_t seqlen, const char
 void run_local(benchmark::State& state, Pattern pattern) {
   configure_threads();
   c10::InferenceMode guard;
-  const int64_t seqlen = state.range(0);
-  const at::Tensor& x = activation(seqlen);
-  const at::Tensor ack = at::zeros({1}, at::kFloat);
-  const RecvOptions options = activation_options(seqlen);
-  const RecvOptions ack_opts = ack_options();
+  const Exchange e = exchange_for(state.range(0));
   LocalWorldOptions world_options;
   world_options.recv_timeout_seconds = 60;  // a lost message fails the run instead of hanging it
   auto world = create_local_world(2, world_options);
@@ -124,8 +133,8 @@ void run_local(benchmark::State& state, Pattern pattern) {
     c10::InferenceMode peer_guard;  // thread-local, as on rank 0
     try {
       at::Tensor last;
-      for (int64_t i = 0; i < steps; ++i) follow_step(*world[1], pattern, options, ack, &last);
-      peer_intact = at::equal(last, x);
+      for (int64_t i = 0; i < steps; ++i) follow_step(*world[1], pattern, e.activation, e.ack, &last);
+      peer_intact = at::equal(last, e.x);
     } catch (const std::exception& e) {
       peer_error = e.what();
       world[1]->abort(1);
@@ -135,8 +144,8 @@ void run_local(benchmark::State& state, Pattern pattern) {
   std::string error;
   at::Tensor back;
   try {
-    for (int i = 0; i < kWarmup; ++i) lead_step(*world[0], x, pattern, options, ack_opts, &back);
-    for (auto _ : state) lead_step(*world[0], x, pattern, options, ack_opts, &back);
+    for (int i = 0; i < kWarmup; ++i) lead_step(*world[0], e.x, pattern, e.activation, e.ack_expect, &back);
+    for (auto _ : state) lead_step(*world[0], e.x, pattern, e.activation, e.ack_expect, &back);
   } catch (const std::exception& e) {
     error = e.what();
     world[0]->abort(1);
@@ -146,11 +155,11 @@ void run_local(benchmark::State& state, Pattern pattern) {
     state.SkipWithError(("transport failed: " + (error.empty() ? peer_error : error)).c_str());
     return;
   }
-  if (!peer_intact || (pattern == Pattern::kPingPong && !at::equal(back, x))) {
+  if (!peer_intact || (pattern == Pattern::kPingPong && !at::equal(back, e.x))) {
     state.SkipWithError("the received tensor differs from the sent one");
     return;
   }
-  report(state, pattern, seqlen, "local");
+  report(state, pattern, e.seqlen, "local");
 }
 
 void BM_LocalOneWay(benchmark::State& state) { run_local(state, Pattern::kOneWay); }
@@ -159,26 +168,22 @@ void BM_LocalPingPong(benchmark::State& state) { run_local(state, Pattern::kPing
 // MPI: both ranks run this with the same fixed iteration count, rank 0 leading.
 void run_mpi(benchmark::State& state, Transport& t, Pattern pattern) {
   c10::InferenceMode guard;
-  const int64_t seqlen = state.range(0);
-  const at::Tensor& x = activation(seqlen);
-  const at::Tensor ack = at::zeros({1}, at::kFloat);
-  const RecvOptions options = activation_options(seqlen);
-  const RecvOptions ack_opts = ack_options();
+  const Exchange e = exchange_for(state.range(0));
   at::Tensor last;
   // A transport error throws out of here and ends the job (uncaught under mpirun), never a hang.
   if (t.rank() == 0) {
-    for (int i = 0; i < kWarmup; ++i) lead_step(t, x, pattern, options, ack_opts, &last);
-    for (auto _ : state) lead_step(t, x, pattern, options, ack_opts, &last);
+    for (int i = 0; i < kWarmup; ++i) lead_step(t, e.x, pattern, e.activation, e.ack_expect, &last);
+    for (auto _ : state) lead_step(t, e.x, pattern, e.activation, e.ack_expect, &last);
   } else {
-    for (int i = 0; i < kWarmup; ++i) follow_step(t, pattern, options, ack, &last);
-    for (auto _ : state) follow_step(t, pattern, options, ack, &last);
+    for (int i = 0; i < kWarmup; ++i) follow_step(t, pattern, e.activation, e.ack, &last);
+    for (auto _ : state) follow_step(t, pattern, e.activation, e.ack, &last);
   }
-  const bool mine = (t.rank() == 0 && pattern == Pattern::kOneWay) || at::equal(last, x);
+  const bool mine = (t.rank() == 0 && pattern == Pattern::kOneWay) || at::equal(last, e.x);
   if (!t.all_agree(mine)) {
     state.SkipWithError("the received tensor differs from the sent one");
     return;
   }
-  report(state, pattern, seqlen, "mpi");
+  report(state, pattern, e.seqlen, "mpi");
 }
 
 // Yardstick: the same bytes by std::memcpy, into a reused or a freshly allocated tensor.
