@@ -1,5 +1,8 @@
 #include "core/common/files.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -41,6 +44,50 @@ void write_file_atomic(const fs::path& path, const std::string& bytes) {
   std::error_code ec;
   fs::rename(tmp, path, ec);
   PIPEPRUNE_CHECK(!ec, IoError, path.string() << ": cannot rename into place (" << ec.message() << ")");
+}
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+void UniqueFd::close_checked(const std::string& file) {
+  const int rc = ::close(fd_);
+  fd_ = -1;
+  PIPEPRUNE_CHECK(rc == 0, IoError, file << ": close failed (" << std::strerror(errno) << ")");
+}
+
+UniqueFd open_fd(const fs::path& file, int flags, const char* what, int mode) {
+  UniqueFd fd(::open(file.c_str(), flags | O_CLOEXEC, mode));
+  PIPEPRUNE_CHECK(fd.valid(), IoError, file.string() << ": cannot open for " << what << " (" << std::strerror(errno) << ")");
+  return fd;
+}
+
+void pwrite_all(int fd, const void* data, int64_t n_bytes, int64_t offset, const std::string& file,
+                const std::string& what) {
+  const char* bytes = static_cast<const char*>(data);
+  while (n_bytes > 0) {
+    const ssize_t done = ::pwrite(fd, bytes, static_cast<size_t>(n_bytes), static_cast<off_t>(offset));
+    if (done < 0 && errno == EINTR) continue;
+    PIPEPRUNE_CHECK(done > 0, IoError,
+                    file << ": writing " << what << " failed ("
+                         << (done < 0 ? std::strerror(errno) : "no progress") << "; is the disk full?)");
+    bytes += done;
+    n_bytes -= done;
+    offset += done;
+  }
+}
+
+void fsync_fd(int fd, const std::string& file) {
+  PIPEPRUNE_CHECK(::fsync(fd) == 0, IoError, file << ": fsync failed (" << std::strerror(errno) << ")");
 }
 
 namespace {

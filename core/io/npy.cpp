@@ -135,7 +135,8 @@ struct NpyHeader {
   size_t data_offset = 0;
 };
 
-std::string shape_text(const std::vector<int64_t>& shape) {
+// The shape as Python writes a tuple, "(2, 3)" or "(5,)": the npy header's own notation.
+std::string python_tuple(const std::vector<int64_t>& shape) {
   std::ostringstream out;
   out << "(";
   for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
@@ -180,7 +181,7 @@ NpyHeader parse_header(const std::string& file, const std::string& bytes) {
                     file << ": shape " << dict["shape"].dump() << " has a dimension that is not a non-negative integer");
     header.shape.push_back(d.get<int64_t>());
     PIPEPRUNE_CHECK(!__builtin_mul_overflow(header.numel, header.shape.back(), &header.numel), FormatError,
-                    file << ": shape " << shape_text(header.shape) << " overflows a 64-bit element count");
+                    file << ": shape " << python_tuple(header.shape) << " overflows a 64-bit element count");
   }
   header.data_offset = start + header_len;
   return header;
@@ -202,13 +203,13 @@ NpyArray decode(const std::string& file, const std::string& bytes, const NpyHead
                        << " is not supported; pipeprune reads int32 (<i4), int64 (<i8) and float32 (<f4) .npy arrays");
   int64_t n_bytes = 0;
   PIPEPRUNE_CHECK(!__builtin_mul_overflow(header.numel, dtype->second, &n_bytes), FormatError,
-                  file << ": shape " << shape_text(header.shape) << " overflows a 64-bit byte count");
+                  file << ": shape " << python_tuple(header.shape) << " overflows a 64-bit byte count");
   const int64_t found = static_cast<int64_t>(bytes.size() - header.data_offset);
   PIPEPRUNE_CHECK(found >= n_bytes, FormatError,
-                  file << ": truncated: shape " << shape_text(header.shape) << " of " << header.descr << " needs "
+                  file << ": truncated: shape " << python_tuple(header.shape) << " of " << header.descr << " needs "
                        << n_bytes << " data bytes but the file holds " << found);
   PIPEPRUNE_CHECK(found == n_bytes, FormatError,
-                  file << ": " << found << " data bytes where shape " << shape_text(header.shape) << " of "
+                  file << ": " << found << " data bytes where shape " << python_tuple(header.shape) << " of "
                        << header.descr << " needs " << n_bytes << "; the file is corrupt");
   NpyArray out;
   out.descr = header.descr;
@@ -233,9 +234,9 @@ at::Tensor read_token_matrix(const std::filesystem::path& path, int64_t vocab_si
   PIPEPRUNE_CHECK(dtype.has_value() && dtype->first != c10::ScalarType::Float, FormatError,
                   file << ": dtype " << header.descr << "; --calib-tokens needs int32 or int64");
   PIPEPRUNE_CHECK(header.shape.size() == 2, FormatError,
-                  file << ": shape " << shape_text(header.shape)
+                  file << ": shape " << python_tuple(header.shape)
                        << " is not 2-D; --calib-tokens needs token ids shaped [n_samples, seqlen]");
-  PIPEPRUNE_CHECK(header.numel > 0, FormatError, file << ": shape " << shape_text(header.shape) << " holds no tokens");
+  PIPEPRUNE_CHECK(header.numel > 0, FormatError, file << ": shape " << python_tuple(header.shape) << " holds no tokens");
   const at::Tensor tokens = decode(file, bytes, header).data.to(at::kLong).contiguous();
   const int64_t* ids = tokens.data_ptr<int64_t>();
   const int64_t cols = header.shape[1];
@@ -259,7 +260,7 @@ void write_npy(const std::filesystem::path& path, const at::Tensor& tensor) {
   }
   const at::Tensor data = tensor.to(at::kCPU).contiguous();
   std::string dict = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " +
-                     shape_text(data.sizes().vec()) + ", }";
+                     python_tuple(data.sizes().vec()) + ", }";
   // numpy's rule: pad with spaces so magic + version + length + header + '\n' is a multiple of 64.
   const size_t padding = kAlign - ((10 + dict.size() + 1) % kAlign);
   dict.append(padding, ' ');

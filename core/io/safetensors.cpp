@@ -16,6 +16,7 @@
 
 #include "core/common/error.h"
 #include "core/common/files.h"
+#include "core/common/shape_text.h"
 
 namespace pipeprune {
 namespace {
@@ -23,16 +24,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
-constexpr const char* kSingleFile = "model.safetensors";
-constexpr const char* kIndexFile = "model.safetensors.index.json";
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << "]";
-  return out.str();
-}
 
 // A JSON integer in [0, INT64_MAX], or nullopt (float, string, negative, too large).
 std::optional<int64_t> non_negative_int(const json& value) {
@@ -135,14 +126,6 @@ void check_no_overlap(const std::string& file, std::vector<TensorInfo>& tensors)
   }
 }
 
-// Closes the descriptor on every path; the mapping stays valid after close.
-struct UniqueFd {
-  int fd = -1;
-  ~UniqueFd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 void advise(const uint8_t* begin, int64_t n_bytes, int advice) {
   static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t first = reinterpret_cast<uintptr_t>(begin) & ~(page - 1);
@@ -157,16 +140,16 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::filesyst
   const std::string file = path.string();
   std::shared_ptr<SafetensorsFile> out(new SafetensorsFile());
   out->path_ = path;
-  const UniqueFd fd{::open(file.c_str(), O_RDONLY | O_CLOEXEC)};
-  PIPEPRUNE_CHECK(fd.fd >= 0, IoError, file << ": cannot open for reading (" << std::strerror(errno) << ")");
+  // Closed on every path; the mapping stays valid after close.
+  const UniqueFd fd = open_fd(file, O_RDONLY, "reading");
   struct stat st {};
-  PIPEPRUNE_CHECK(fstat(fd.fd, &st) == 0, IoError, file << ": cannot stat (" << std::strerror(errno) << ")");
+  PIPEPRUNE_CHECK(fstat(fd.get(), &st) == 0, IoError, file << ": cannot stat (" << std::strerror(errno) << ")");
   PIPEPRUNE_CHECK(S_ISREG(st.st_mode), IoError, file << ": not a regular file");
   out->size_ = static_cast<int64_t>(st.st_size);
   PIPEPRUNE_CHECK(out->size_ >= 8, FormatError,
                   file << ": " << out->size_ << " bytes is too short for a safetensors file (no 8-byte "
                        << "header length); the file is empty or truncated");
-  void* base = mmap(nullptr, static_cast<size_t>(out->size_), PROT_READ, MAP_PRIVATE, fd.fd, 0);
+  void* base = mmap(nullptr, static_cast<size_t>(out->size_), PROT_READ, MAP_PRIVATE, fd.get(), 0);
   PIPEPRUNE_CHECK(base != MAP_FAILED, IoError,
                   file << ": cannot mmap " << out->size_ << " bytes (" << std::strerror(errno) << ")");
   out->base_ = static_cast<const uint8_t*>(base);
@@ -245,15 +228,15 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::filesystem::path& m
   const std::string dir = model_dir.string();
   PIPEPRUNE_CHECK(std::filesystem::is_directory(model_dir), IoError,
                   dir << ": not a folder (give the model folder that holds the *.safetensors files)");
-  const std::filesystem::path single = model_dir / kSingleFile;
-  const std::filesystem::path index_path = model_dir / kIndexFile;
+  const std::filesystem::path single = model_dir / kSafetensorsSingleFile;
+  const std::filesystem::path index_path = model_dir / kSafetensorsIndexFile;
   if (std::filesystem::exists(single)) {
     out.files_.push_back(SafetensorsFile::open(single));
     for (TensorInfo info : out.files_[0]->tensors()) out.tensors_.emplace(info.name, std::move(info));
     return out;
   }
   PIPEPRUNE_CHECK(std::filesystem::exists(index_path), IoError,
-                  dir << ": no " << kSingleFile << " or " << kIndexFile);
+                  dir << ": no " << kSafetensorsSingleFile << " or " << kSafetensorsIndexFile);
   out.sharded_ = true;
   const json index = read_json_file(index_path);
   const std::string idx = index_path.string();
@@ -271,16 +254,16 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::filesystem::path& m
   for (const std::string& shard : shards) {
     const std::filesystem::path path = model_dir / shard;
     PIPEPRUNE_CHECK(std::filesystem::exists(path), IoError,
-                    path.string() << ": shard named in " << kIndexFile << " does not exist");
+                    path.string() << ": shard named in " << kSafetensorsIndexFile << " does not exist");
     const int file_index = static_cast<int>(out.files_.size());
     out.files_.push_back(SafetensorsFile::open(path));
     for (TensorInfo info : out.files_.back()->tensors()) {
       const auto it = file_of.find(info.name);
       PIPEPRUNE_CHECK(it != file_of.end(), FormatError,
-                      path.string() << ": tensor " << info.name << " is not listed in " << kIndexFile
+                      path.string() << ": tensor " << info.name << " is not listed in " << kSafetensorsIndexFile
                                     << "; the index and the shards do not match");
       PIPEPRUNE_CHECK(it->second == shard, FormatError,
-                      path.string() << ": tensor " << info.name << " is stored here but " << kIndexFile
+                      path.string() << ": tensor " << info.name << " is stored here but " << kSafetensorsIndexFile
                                     << " assigns it to " << it->second);
       info.file_index = file_index;
       out.tensors_.emplace(info.name, std::move(info));

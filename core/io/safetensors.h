@@ -26,6 +26,10 @@
 
 namespace pipeprune {
 
+// The weight files of a checkpoint folder, as transformers names them.
+inline constexpr const char* kSafetensorsSingleFile = "model.safetensors";
+inline constexpr const char* kSafetensorsIndexFile = "model.safetensors.index.json";
+
 // Largest JSON header accepted (the safetensors library uses the same cap).
 constexpr int64_t kMaxSafetensorsHeaderBytes = 100LL * 1024 * 1024;
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/common/error.h"
+#include "core/common/shape_text.h"
 #include "core/common/log.h"
 #include "core/memory/host_memory.h"
 
@@ -108,12 +109,6 @@ const char* dtype_name(c10::ScalarType dtype) {
     case c10::kBFloat16: return "bfloat16";
     default: return c10::toString(dtype);
   }
-}
-
-std::string shape_text(at::IntArrayRef shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
 }
 
 // The samples of one (shape, dtype): dataset [n_samples, ...shape], one sample per chunk,

@@ -111,14 +111,6 @@ std::vector<ExpectedTensor> expected_head_tensors(const ModelConfig& config) {
   return out;
 }
 
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << "]";
-  return out.str();
-}
-
 std::vector<std::pair<std::string, at::Tensor>> DecoderLayerWeights::named_tensors() const {
   std::vector<std::pair<std::string, at::Tensor>> out;
   out.emplace_back(layer_tensor_name(layer, "input_layernorm.weight"), input_layernorm);

@@ -55,8 +55,6 @@ std::vector<ExpectedTensor> expected_layer_tensors(const ModelConfig& config, in
 ExpectedTensor expected_embedding_tensor(const ModelConfig& config);
 // model.norm.weight, then lm_head.weight unless the embeddings are tied.
 std::vector<ExpectedTensor> expected_head_tensors(const ModelConfig& config);
-// "[64, 32]"
-std::string shape_string(const std::vector<int64_t>& shape);
 
 struct Linear {
   at::Tensor weight;  // [out, in]

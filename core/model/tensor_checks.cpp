@@ -1,6 +1,7 @@
 #include "core/model/tensor_checks.h"
 
 #include "core/common/error.h"
+#include "core/common/shape_text.h"
 
 namespace pipeprune {
 
@@ -8,11 +9,11 @@ TensorInfo require_tensor(const SafetensorsCheckpoint& checkpoint, const Expecte
   const std::optional<TensorInfo> info = checkpoint.find(expected.name);
   PIPEPRUNE_CHECK(info.has_value(), FormatError,
                   checkpoint.dir().string() << ": tensor " << expected.name << " is missing; config.json implies "
-                                            << "it with shape " << shape_string(expected.shape)
+                                            << "it with shape " << shape_text(expected.shape)
                                             << " (is config.json from the same model?)");
   PIPEPRUNE_CHECK(info->shape == expected.shape, FormatError,
-                  checkpoint.dir().string() << ": " << expected.name << " has shape " << shape_string(info->shape)
-                                            << "; config.json implies " << shape_string(expected.shape)
+                  checkpoint.dir().string() << ": " << expected.name << " has shape " << shape_text(info->shape)
+                                            << "; config.json implies " << shape_text(expected.shape)
                                             << " (is config.json from the same model?)");
   return *info;
 }

@@ -1,6 +1,7 @@
 #include "dist/transport/tensor_header.h"
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
 
 #include <cstring>
 #include <limits>
@@ -11,13 +12,8 @@
 namespace pipeprune::wire {
 namespace {
 
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << '[';
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? "," : "") << shape[i];
-  out << ']';
-  return out.str();
-}
+// Compact ("[2,8]"): a header mismatch names two shapes on one line.
+std::string shape_string(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ",")); }
 
 std::string describe_expectation(const TensorExpectation& expect, const TensorHeader& got) {
   std::string shape = expect.shape ? shape_string(*expect.shape) : shape_string(header_shape(got));
