@@ -43,6 +43,13 @@ class OutOfMemoryError : public Error {
   using Error::Error;
 };
 
+// The type of an Error as a value, so that an error raised on one rank can be thrown again on
+// the others with its type (ConfigError stays ConfigError) as well as its message.
+enum class ErrorKind { kError = 0, kConfig, kFormat, kIo, kComm, kOutOfMemory };
+ErrorKind error_kind(const Error& error);
+// Throws an exception of `kind` carrying `message` as it is (no second location is added).
+[[noreturn]] void throw_error(ErrorKind kind, const std::string& message);
+
 namespace detail {
 std::string with_location(const std::string& message, const char* file, int line);
 }  // namespace detail
