@@ -9,6 +9,7 @@
 #include "core/common/error.h"
 #include "core/common/log.h"
 #include "dist/budget.h"
+#include "dist/transport/launcher_env.h"
 
 namespace pipeprune {
 namespace {
@@ -20,15 +21,6 @@ std::unique_ptr<Transport> g_transport;
 void set_blas_threads(int threads) {
   using SetThreads = void (*)(int);
   if (auto* set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
-}
-
-int local_rank_and_size(int* local_size) {
-  const char* rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
-  const char* size = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-  if (!rank) rank = std::getenv("SLURM_LOCALID");
-  if (!size) size = std::getenv("SLURM_NTASKS_PER_NODE");
-  *local_size = size ? std::max(1, std::atoi(size)) : 1;
-  return rank ? std::atoi(rank) : 0;
 }
 
 c10::Device resolve_device(const std::string& name, int local_rank) {
@@ -75,8 +67,9 @@ RunEnvironment make_environment(const CommonOptions& options) {
   log::set_quiet(options.quiet);
   log::set_debug(options.verbose);
   log::set_all_ranks_verbose(options.verbose);
-  int local_size = 1;
-  const int local_rank = local_rank_and_size(&local_size);
+  const launcher::EnvLookup env_vars = launcher::process_env();
+  const int local_rank = launcher::local_rank(env_vars).value_or(0);
+  const int local_size = launcher::local_size(env_vars).value_or(1);
   env.device = resolve_device(options.device, local_rank);
   env.compute_dtype = resolve_compute_dtype(options.compute_dtype);
   TransportOptions transport_options;
@@ -89,7 +82,7 @@ RunEnvironment make_environment(const CommonOptions& options) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // Default: OMP_NUM_THREADS when the environment sets it (as schedulers and our tests do),
   // else this rank's share of the cores.
-  const char* omp_threads = std::getenv("OMP_NUM_THREADS");
+  const char* omp_threads = env_vars("OMP_NUM_THREADS");
   int threads = std::max(1, cores / std::max(1, local_size));
   if (omp_threads != nullptr && std::atoi(omp_threads) > 0) threads = std::atoi(omp_threads);
   if (options.threads > 0) threads = options.threads;

@@ -59,6 +59,13 @@ std::optional<int> local_rank(const EnvLookup& env) {
                          "SLURM_LOCALID"});
 }
 
+std::optional<int> local_size(const EnvLookup& env) {
+  const auto size = first_int(env, {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_LOCAL_SIZE",
+                                    "SLURM_NTASKS_PER_NODE"});
+  if (size && *size >= 1) return size;
+  return std::nullopt;
+}
+
 EnvLookup process_env() {
   return [](const char* name) -> const char* { return std::getenv(name); };
 }

@@ -1,7 +1,8 @@
 // What the MPI launcher (mpirun, mpiexec, srun) tells a process through its environment.
 //
-// Private to dist/transport. Pure functions of an environment lookup so unit tests can pass a
-// fake environment; the no-argument forms read the process environment. Thread-safe as long as
+// The one place that reads these variables: the transport factory and launch/ (threads per
+// rank, which GPU) use it. Pure functions of an environment lookup so unit tests can pass a
+// fake environment; process_env() reads the process environment. Thread-safe as long as
 // nobody calls setenv concurrently.
 //
 // The rule for launched_under_mpi():
@@ -28,6 +29,9 @@ bool launched_under_mpi(const EnvLookup& env);
 std::optional<int> launcher_world_size(const EnvLookup& env);
 // This process's rank among those on its node, when the launcher says.
 std::optional<int> local_rank(const EnvLookup& env);
+// How many ranks the launcher started on this node, when it says (Open MPI, MPICH/Hydra,
+// MVAPICH, or Slurm's --ntasks-per-node).
+std::optional<int> local_size(const EnvLookup& env);
 
 EnvLookup process_env();
 

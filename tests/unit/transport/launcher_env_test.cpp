@@ -52,6 +52,14 @@ TEST(LauncherEnv, EmptyOrMalformedValues_Ignored) {
   EXPECT_FALSE(launcher_world_size(fake_env({{"PMI_SIZE", "-3"}})));
 }
 
+TEST(LauncherEnv, LocalSize_FromTheLauncherOrAbsent) {
+  EXPECT_FALSE(local_size(fake_env({})));
+  EXPECT_EQ(local_size(fake_env({{"OMPI_COMM_WORLD_LOCAL_SIZE", "4"}, {"SLURM_NTASKS_PER_NODE", "8"}})), 4);
+  EXPECT_EQ(local_size(fake_env({{"MPI_LOCALNRANKS", "2"}})), 2);
+  EXPECT_EQ(local_size(fake_env({{"SLURM_NTASKS_PER_NODE", "8"}})), 8);
+  EXPECT_FALSE(local_size(fake_env({{"OMPI_COMM_WORLD_LOCAL_SIZE", "0"}})));
+}
+
 TEST(LauncherEnv, LocalRank_OpenMpiFirst) {
   EXPECT_EQ(local_rank(fake_env({{"OMPI_COMM_WORLD_LOCAL_RANK", "1"}, {"SLURM_LOCALID", "5"}})), 1);
   EXPECT_EQ(local_rank(fake_env({{"MPI_LOCALRANKID", "3"}})), 3);
