@@ -16,12 +16,11 @@
 
 #include "core/common/error.h"
 #include "core/common/files.h"
+#include "core/common/shape_text.h"
+#include "core/io/safetensors.h"
 
 namespace pipeprune {
 namespace {
-
-constexpr const char* kSingleFile = "model.safetensors";
-constexpr const char* kIndexFile = "model.safetensors.index.json";
 
 // The safetensors library orders data by descending dtype enum (F32 > BF16 > F16), then name.
 int dtype_rank(DType dtype) {
@@ -31,14 +30,6 @@ int dtype_rank(DType dtype) {
     case DType::kF16: return 2;
   }
   return 3;
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << "]";
-  return out.str();
 }
 
 int64_t spec_bytes(const TensorSpec& spec) {
@@ -110,7 +101,7 @@ ShardLayout build_layout(const std::vector<TensorSpec>& tensors, const std::vect
     layout.files[f].name = file_names[f];
     layout_file(members[f], static_cast<int>(f), layout.files[f], layout.tensors);
   }
-  layout.write_index = layout.files.size() > 1 || layout.files[0].name != kSingleFile;
+  layout.write_index = layout.files.size() > 1 || layout.files[0].name != kSafetensorsSingleFile;
   return layout;
 }
 
@@ -148,7 +139,7 @@ ShardLayout plan_layout_by_size(const std::vector<TensorSpec>& tensors, int64_t 
   if (files == 0) files = 1;
   std::vector<std::string> names;
   for (int f = 0; f < files; ++f) {
-    names.push_back(files == 1 ? kSingleFile : shard_name(static_cast<size_t>(f), static_cast<size_t>(files)));
+    names.push_back(files == 1 ? kSafetensorsSingleFile : shard_name(static_cast<size_t>(f), static_cast<size_t>(files)));
   }
   return build_layout(tensors, file_of, names);
 }
@@ -180,33 +171,6 @@ ShardLayout plan_layout_like(const std::vector<TensorSpec>& tensors,
 
 namespace {
 
-struct UniqueFd {
-  int fd = -1;
-  ~UniqueFd() {
-    if (fd >= 0) ::close(fd);
-  }
-  // Closes now and reports failure (NFS and some disks report write errors only at close).
-  bool close_checked() {
-    const int rc = ::close(fd);
-    fd = -1;
-    return rc == 0;
-  }
-};
-
-void pwrite_all(int fd, const char* data, int64_t n_bytes, int64_t offset, const std::string& file,
-                const std::string& what) {
-  while (n_bytes > 0) {
-    const ssize_t done = ::pwrite(fd, data, static_cast<size_t>(n_bytes), static_cast<off_t>(offset));
-    if (done < 0 && errno == EINTR) continue;
-    PIPEPRUNE_CHECK(done > 0, IoError,
-                    file << ": writing " << what << " failed ("
-                         << (done < 0 ? std::strerror(errno) : "no progress") << "; is the disk full?)");
-    data += done;
-    n_bytes -= done;
-    offset += done;
-  }
-}
-
 // Reserves the blocks of a new file so a full disk fails here, not at a later write.
 void reserve(int fd, int64_t size, const std::string& file) {
   if (size == 0) return;
@@ -220,17 +184,16 @@ void reserve(int fd, int64_t size, const std::string& file) {
 }
 
 void fsync_file(const std::string& file) {
-  UniqueFd fd{::open(file.c_str(), O_WRONLY | O_CLOEXEC)};
-  PIPEPRUNE_CHECK(fd.fd >= 0, IoError, file << ": cannot open to flush (" << std::strerror(errno) << ")");
-  PIPEPRUNE_CHECK(::fsync(fd.fd) == 0, IoError, file << ": fsync failed (" << std::strerror(errno) << ")");
-  PIPEPRUNE_CHECK(fd.close_checked(), IoError, file << ": close failed (" << std::strerror(errno) << ")");
+  UniqueFd fd = open_fd(file, O_WRONLY, "flushing");
+  fsync_fd(fd.get(), file);
+  fd.close_checked(file);
 }
 
 }  // namespace
 
 struct ShardWriter::State {
   std::mutex mutex;
-  std::set<std::string> written;
+  std::map<std::string, int64_t> bytes_written;  // per tensor, front to back
   std::set<int> touched_files;
 };
 
@@ -246,20 +209,27 @@ void ShardWriter::create_files() {
   PIPEPRUNE_CHECK(!ec, IoError, dir_.string() << ": cannot create folder (" << ec.message() << ")");
   for (const PlannedFile& planned : layout_.files) {
     const std::string file = (dir_ / planned.name).string();
-    UniqueFd fd{::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
-    PIPEPRUNE_CHECK(fd.fd >= 0, IoError, file << ": cannot create (" << std::strerror(errno) << ")");
-    reserve(fd.fd, planned.total_size, file);
-    pwrite_all(fd.fd, planned.header.data(), static_cast<int64_t>(planned.header.size()), 0, file, "the header");
-    PIPEPRUNE_CHECK(fd.close_checked(), IoError, file << ": close failed (" << std::strerror(errno) << ")");
+    UniqueFd fd = open_fd(file, O_WRONLY | O_CREAT | O_TRUNC, "writing");
+    reserve(fd.get(), planned.total_size, file);
+    pwrite_all(fd.get(), planned.header.data(), static_cast<int64_t>(planned.header.size()), 0, file, "the header");
+    fd.close_checked(file);
   }
 }
 
-void ShardWriter::write(const std::string& name, const at::Tensor& tensor) {
+const PlannedTensor& ShardWriter::planned(const std::string& name) const {
   const auto it = layout_.tensors.find(name);
   PIPEPRUNE_CHECK(it != layout_.tensors.end(), FormatError,
                   dir_.string() << ": tensor " << name << " is not in the planned output layout");
-  const PlannedTensor& plan = it->second;
-  const std::string file = (dir_ / layout_.files.at(static_cast<size_t>(plan.file_index)).name).string();
+  return it->second;
+}
+
+std::string ShardWriter::file_of(const PlannedTensor& plan) const {
+  return (dir_ / layout_.files.at(static_cast<size_t>(plan.file_index)).name).string();
+}
+
+void ShardWriter::write(const std::string& name, const at::Tensor& tensor) {
+  const PlannedTensor& plan = planned(name);
+  const std::string file = file_of(plan);
   PIPEPRUNE_CHECK(tensor.defined(), FormatError, file << ": tensor " << name << " is undefined");
   const c10::ScalarType expected = to_scalar_type(plan.spec.dtype);
   PIPEPRUNE_CHECK(tensor.scalar_type() == expected, FormatError,
@@ -267,29 +237,38 @@ void ShardWriter::write(const std::string& name, const at::Tensor& tensor) {
                        << " but the planned layout says " << safetensors_name(plan.spec.dtype)
                        << "; convert it before writing");
   PIPEPRUNE_CHECK(tensor.sizes().vec() == plan.spec.shape, FormatError,
-                  file << ": tensor " << name << " has shape " << shape_text(tensor.sizes().vec())
+                  file << ": tensor " << name << " has shape " << shape_text(tensor.sizes())
                        << " but the planned layout says " << shape_text(plan.spec.shape));
+  const at::Tensor bytes = tensor.device().is_cpu() ? tensor.contiguous() : tensor.to(at::kCPU).contiguous();
+  write_bytes(name, 0, bytes.data_ptr(), plan.n_bytes);
+}
+
+void ShardWriter::write_bytes(const std::string& name, int64_t offset, const void* data, int64_t n_bytes) {
+  const PlannedTensor& plan = planned(name);
+  const std::string file = file_of(plan);
   {
+    // Each tensor is written once, front to back, so "fully written" is a byte count.
     std::lock_guard<std::mutex> lock(state_->mutex);
-    PIPEPRUNE_CHECK(state_->written.insert(name).second, Error,
-                    file << ": tensor " << name << " written twice");
+    const auto [entry, fresh] = state_->bytes_written.emplace(name, 0);
+    int64_t& done = entry->second;
+    PIPEPRUNE_CHECK(fresh || done < plan.n_bytes, Error, file << ": tensor " << name << " written twice");
+    PIPEPRUNE_CHECK(offset == done, Error,
+                    file << ": tensor " << name << " is written front to back: got bytes at " << offset
+                         << ", expected " << done);
+    PIPEPRUNE_CHECK(n_bytes >= 0 && n_bytes <= plan.n_bytes - done, Error,
+                    file << ": " << n_bytes << " bytes at offset " << offset << " overrun tensor " << name << " ("
+                         << plan.n_bytes << " bytes)");
+    done += n_bytes;
     state_->touched_files.insert(plan.file_index);
   }
-  const at::Tensor bytes = tensor.device().is_cpu() ? tensor.contiguous() : tensor.to(at::kCPU).contiguous();
-
-  UniqueFd fd{::open(file.c_str(), O_WRONLY | O_CLOEXEC)};
-  PIPEPRUNE_CHECK(fd.fd >= 0, IoError,
-                  file << ": cannot open for writing (" << std::strerror(errno)
-                       << "); create_files() must run before write()");
+  UniqueFd fd = open_fd(file, O_WRONLY, "writing");
   struct stat st {};
-  PIPEPRUNE_CHECK(::fstat(fd.fd, &st) == 0 && st.st_size == layout_.files[plan.file_index].total_size,
+  PIPEPRUNE_CHECK(::fstat(fd.get(), &st) == 0 && st.st_size == layout_.files[plan.file_index].total_size,
                   IoError,
                   file << ": is " << st.st_size << " bytes but the planned layout says "
                        << layout_.files[plan.file_index].total_size << "; was it created from another layout?");
-  pwrite_all(fd.fd, static_cast<const char*>(bytes.data_ptr()), plan.n_bytes, plan.file_offset, file,
-             "tensor " + name);
-  PIPEPRUNE_CHECK(fd.close_checked(), IoError,
-                  file << ": close after writing tensor " << name << " failed (" << std::strerror(errno) << ")");
+  pwrite_all(fd.get(), data, n_bytes, plan.file_offset + offset, file, "tensor " + name);
+  fd.close_checked(file);
 }
 
 void ShardWriter::sync() {
@@ -303,14 +282,25 @@ void ShardWriter::sync() {
 
 void ShardWriter::finish() {
   for (const PlannedFile& planned : layout_.files) fsync_file((dir_ / planned.name).string());
-  if (layout_.write_index) write_file_atomic(dir_ / kIndexFile, layout_.index_json());
+  if (layout_.write_index) write_file_atomic(dir_ / kSafetensorsIndexFile, layout_.index_json());
+}
+
+std::vector<std::string> ShardWriter::written() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  std::vector<std::string> out;
+  for (const auto& [name, plan] : layout_.tensors) {
+    const auto it = state_->bytes_written.find(name);
+    if (it != state_->bytes_written.end() && it->second == plan.n_bytes) out.push_back(name);
+  }
+  return out;
 }
 
 std::vector<std::string> ShardWriter::missing() const {
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  const std::vector<std::string> done = written();
+  const std::set<std::string> done_set(done.begin(), done.end());
   std::vector<std::string> out;
   for (const auto& entry : layout_.tensors) {
-    if (state_->written.count(entry.first) == 0) out.push_back(entry.first);
+    if (done_set.count(entry.first) == 0) out.push_back(entry.first);
   }
   return out;
 }

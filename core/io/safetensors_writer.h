@@ -92,16 +92,23 @@ class ShardWriter {
   void create_files();
   // Accepts a tensor on any device and in any memory layout; copies to contiguous CPU bytes.
   void write(const std::string& name, const at::Tensor& tensor);
+  // Stores n_bytes of a tensor's raw bytes at `offset` within it, for tensors produced piece
+  // by piece (synthetic weights): pieces come front to back, the first at offset 0.
+  void write_bytes(const std::string& name, int64_t offset, const void* data, int64_t n_bytes);
   // fsyncs the files this writer wrote into (a rank that is not the finishing one).
   void sync();
   // fsyncs every planned file, then writes the index when the layout has one.
   void finish();
-  // Planned tensors this writer has not written (all of them must be empty in a 1-rank run).
+  // Planned tensors this writer has written completely, and those it has not (sorted).
+  std::vector<std::string> written() const;
   std::vector<std::string> missing() const;
   const ShardLayout& layout() const { return layout_; }
   const std::filesystem::path& dir() const { return dir_; }
 
  private:
+  const PlannedTensor& planned(const std::string& name) const;
+  std::string file_of(const PlannedTensor& plan) const;
+
   struct State;
   std::filesystem::path dir_;
   ShardLayout layout_;

@@ -2,14 +2,10 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <map>
 #include <sstream>
 
@@ -17,7 +13,7 @@
 #include "core/common/files.h"
 #include "core/common/log.h"
 #include "core/common/progress.h"
-#include "core/io/safetensors_writer.h"
+#include "core/io/checkpoint_writer.h"
 #include "core/model/model_spec.h"
 
 namespace pipeprune {
@@ -127,43 +123,22 @@ inline void normal_pair(uint64_t key, int64_t pair, float* z0, float* z1) {
   *z1 = radius * std::sin(angle);
 }
 
-struct Fd {
-  int fd = -1;
-  std::string path;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-void pwrite_all(int fd, const char* data, int64_t n_bytes, int64_t offset, const std::string& file,
-                const std::string& tensor) {
-  while (n_bytes > 0) {
-    const ssize_t done = ::pwrite(fd, data, static_cast<size_t>(n_bytes), static_cast<off_t>(offset));
-    if (done < 0 && errno == EINTR) continue;
-    PIPEPRUNE_CHECK(done > 0, IoError,
-                    file << ": writing tensor " << tensor << " failed ("
-                         << (done < 0 ? std::strerror(errno) : "no progress") << "; is the disk full?)");
-    data += done;
-    n_bytes -= done;
-    offset += done;
-  }
-}
-
 int64_t numel_of(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (const int64_t d : shape) n *= d;
   return n;
 }
 
-// Generates one tensor chunk by chunk and writes each chunk at its planned place in `fd`.
-void write_tensor(const Fd& fd, const PlannedTensor& plan, const SynthOptions& options, at::Tensor& buffer,
-                  Progress& progress, int64_t& written) {
+// Generates one tensor chunk by chunk and writes each chunk at its planned place.
+void write_tensor(CheckpointWriter& writer, const PlannedTensor& plan, const SynthOptions& options,
+                  at::Tensor& buffer, Progress& progress, int64_t& written) {
   const std::string& name = plan.spec.name;
   const SynthFill fill = synthetic_fill_of(name);
   const uint64_t key = synthetic_tensor_key(options.seed, name);
   const int64_t numel = numel_of(plan.spec.shape);
   const int64_t element = element_size(plan.spec.dtype);
   const c10::ScalarType dtype = to_scalar_type(plan.spec.dtype);
+  if (numel == 0) writer.write_bytes(name, 0, nullptr, 0);
   for (int64_t first = 0; first < numel; first += options.chunk_elements) {
     const int64_t count = std::min(options.chunk_elements, numel - first);
     at::Tensor chunk = buffer.narrow(0, 0, count);
@@ -173,8 +148,7 @@ void write_tensor(const Fd& fd, const PlannedTensor& plan, const SynthOptions& o
       chunk.fill_(fill == SynthFill::kOnes ? 1.0 : 0.0);
     }
     const at::Tensor stored = dtype == at::kFloat ? chunk : chunk.to(dtype);
-    pwrite_all(fd.fd, static_cast<const char*>(stored.data_ptr()), count * element,
-               plan.file_offset + first * element, fd.path, name);
+    writer.write_bytes(name, first * element, stored.data_ptr(), count * element);
     const int64_t before = written >> 20;
     written += count * element;
     // Only when a whole MiB has passed: the many tiny tensors at the end would repeat the last line.
@@ -183,24 +157,14 @@ void write_tensor(const Fd& fd, const PlannedTensor& plan, const SynthOptions& o
 }
 
 // Names of the tokenizer files transformers reads from a model folder.
-constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-                                           "special_tokens_map.json", "added_tokens.json", "vocab.json",
-                                           "merges.txt"};
+const std::vector<std::string> kTokenizerFiles = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                                                  "special_tokens_map.json", "added_tokens.json", "vocab.json",
+                                                  "merges.txt"};
 
 void check_tokenizer_folder(const fs::path& from) {
   PIPEPRUNE_CHECK(fs::exists(from / "tokenizer.json") || fs::exists(from / "tokenizer.model"), ConfigError,
                   "--tokenizer-from " << from.string()
                                       << ": no tokenizer.json or tokenizer.model there; name a model folder that has one");
-}
-
-void copy_tokenizer(const fs::path& from, const fs::path& to) {
-  for (const char* name : kTokenizerFiles) {
-    if (!fs::exists(from / name)) continue;
-    std::error_code ec;
-    fs::copy_file(from / name, to / name, fs::copy_options::overwrite_existing, ec);
-    PIPEPRUNE_CHECK(!ec, IoError, (to / name).string() << ": cannot copy from " << (from / name).string() << " ("
-                                                       << ec.message() << ")");
-  }
 }
 
 // Every planned tensor, grouped by file and in data order, so each file is written front to back.
@@ -213,29 +177,12 @@ std::vector<const PlannedTensor*> write_order(const ShardLayout& layout) {
   return order;
 }
 
-void write_shards(const fs::path& dir, const ShardLayout& layout, const SynthOptions& options, int64_t total_bytes) {
+void write_shards(CheckpointWriter& writer, const SynthOptions& options, int64_t total_bytes) {
   at::Tensor buffer = at::empty({std::max<int64_t>(1, options.chunk_elements)}, at::kFloat);
   Progress progress("synth MiB", std::max<int64_t>(1, total_bytes >> 20), 5.0);
   int64_t written = 0;
-  int open_file = -1;
-  Fd fd;
-  for (const PlannedTensor* plan : write_order(layout)) {
-    if (plan->file_index != open_file) {
-      if (fd.fd >= 0) {
-        PIPEPRUNE_CHECK(::close(fd.fd) == 0, IoError, fd.path << ": close failed (" << std::strerror(errno) << ")");
-        fd.fd = -1;
-      }
-      fd.path = (dir / layout.files[static_cast<size_t>(plan->file_index)].name).string();
-      fd.fd = ::open(fd.path.c_str(), O_WRONLY | O_CLOEXEC);
-      PIPEPRUNE_CHECK(fd.fd >= 0, IoError, fd.path << ": cannot open for writing (" << std::strerror(errno) << ")");
-      open_file = plan->file_index;
-    }
-    write_tensor(fd, *plan, options, buffer, progress, written);
-  }
-  if (fd.fd >= 0) {
-    const int rc = ::close(fd.fd);
-    fd.fd = -1;
-    PIPEPRUNE_CHECK(rc == 0, IoError, fd.path << ": close failed (" << std::strerror(errno) << ")");
+  for (const PlannedTensor* plan : write_order(writer.layout())) {
+    write_tensor(writer, *plan, options, buffer, progress, written);
   }
 }
 
@@ -316,14 +263,11 @@ SynthResult write_synthetic_model(const SynthOptions& options) {
               safetensors_name(options.dtype), result.n_files, options.output.string());
   }
 
-  StagedDirectory staged(options.output, options.overwrite);
-  ShardWriter writer(staged.path(), layout);
-  writer.create_files();
-  write_shards(staged.path(), layout, options, result.n_bytes);
-  writer.finish();
-  write_file_atomic(staged.path() / "config.json", config_json.dump(2) + "\n");
-  if (!options.tokenizer_from.empty()) copy_tokenizer(options.tokenizer_from, staged.path());
-  staged.commit();
+  CheckpointWriter writer = CheckpointWriter::create(options.output, options.overwrite, layout);
+  write_shards(writer, options, result.n_bytes);
+  writer.add_file("config.json", config_json.dump(2) + "\n");
+  if (!options.tokenizer_from.empty()) writer.copy_side_files(options.tokenizer_from, kTokenizerFiles);
+  writer.commit();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
