@@ -4,7 +4,8 @@
 //
 // One LinearPruner per linear of a layer. The caller feeds it the linear's input from the
 // forward tap (add_batch, once per forward call) and then calls prune() once. Statistics stay
-// on the device of the inputs. Not thread-safe; one caller.
+// on the device the pruner was made for. Magnitude keeps none; Wanda and SparseGPT are one
+// class that differs only in its statistic (linear_pruner.cpp). Not thread-safe; one caller.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -14,23 +15,10 @@
 #include <memory>
 #include <string>
 
+#include "core/prune/prune_options.h"
 #include "core/prune/sparsity_pattern.h"
 
 namespace pipeprune {
-
-enum class PruneMethod { kMagnitude, kWanda, kSparseGPT };
-
-// "magnitude" | "wanda" | "sparsegpt"; ConfigError naming --method otherwise.
-PruneMethod parse_prune_method(const std::string& name);
-const char* prune_method_name(PruneMethod method);
-
-struct PruneOptions {
-  PruneMethod method = PruneMethod::kWanda;
-  SparsityPattern pattern;
-  bool use_variant = false;  // Wanda's --use_variant (unstructured only)
-  int64_t blocksize = 128;   // SparseGPT column block size
-  double percdamp = 0.01;    // SparseGPT damping, fraction of mean(diag H)
-};
 
 class LinearPruner {
  public:
@@ -42,7 +30,7 @@ class LinearPruner {
   // does not depend on how samples were batched.
   virtual void add_batch(const at::Tensor& input) = 0;
   // Prunes `weight` ([rows, cols], fp32) in place (SparseGPT also updates the kept entries) and
-  // returns the mask of pruned entries (bool, true = pruned).
+  // returns the mask of pruned entries (bool, true = pruned). Consumes the statistics.
   virtual at::Tensor prune(at::Tensor& weight) = 0;
   // Bytes of statistics this pruner holds (cols floats for Wanda, cols^2 for SparseGPT).
   virtual int64_t bytes_statistics() const = 0;

@@ -26,18 +26,8 @@ void check_arguments(const at::Tensor& weight, const at::Tensor& hessian,
                   Error,
                   "sparsegpt_prune: Hessian " << hessian.sizes() << " does not match weight "
                                               << weight.sizes());
-  PIPEPRUNE_CHECK(blocksize >= 1, ConfigError,
-                  "--blocksize " << blocksize << " must be at least 1 (the reference uses 128)");
-  PIPEPRUNE_CHECK(std::isfinite(percdamp) && percdamp >= 0.0, ConfigError,
-                  "--percdamp " << percdamp
-                                << " must be a finite fraction >= 0 (the reference uses 0.01)");
-  if (pattern.is_nm()) {
-    pattern.check_columns(cols, "weight");
-    PIPEPRUNE_CHECK(blocksize % pattern.m == 0, ConfigError,
-                    "--blocksize " << blocksize << " is not a multiple of M=" << pattern.m
-                                   << " of --pattern " << pattern.to_string()
-                                   << "; N:M groups restart at every block, so pick a multiple");
-  }
+  validate_sparsegpt_settings(pattern, blocksize, percdamp);
+  if (pattern.is_nm()) pattern.check_columns(cols, "weight");
 }
 
 // Dead inputs, damping and the upper Cholesky factor of H^-1, as the reference computes them.

@@ -26,13 +26,16 @@ bool parse_count(const std::string& text, int64_t* value) {
 
 }  // namespace
 
+void check_sparsity(double sparsity) {
+  PIPEPRUNE_CHECK(std::isfinite(sparsity) && sparsity >= 0.0 && sparsity < 1.0, ConfigError,
+                  "--sparsity " << sparsity
+                                << " is outside [0, 1); give the fraction of weights to prune, e.g. --sparsity 0.5");
+}
+
 SparsityPattern SparsityPattern::parse(const std::string& pattern, double sparsity) {
   SparsityPattern result;
   if (pattern == "unstructured") {
-    PIPEPRUNE_CHECK(std::isfinite(sparsity) && sparsity >= 0.0 && sparsity < 1.0, ConfigError,
-                    "--sparsity " << sparsity
-                                  << " is outside [0, 1); give the fraction of weights to prune, "
-                                     "e.g. --sparsity 0.5");
+    check_sparsity(sparsity);
     result.kind = Kind::kUnstructured;
     result.sparsity = sparsity;
     return result;

@@ -24,4 +24,7 @@ struct SparsityPattern {
   void check_columns(int64_t cols, const std::string& tensor_name) const;
 };
 
+// ConfigError naming --sparsity unless it is a fraction in [0, 1).
+void check_sparsity(double sparsity);
+
 }  // namespace pipeprune
