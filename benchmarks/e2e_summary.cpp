@@ -69,7 +69,7 @@ Args parse_args(int argc, char** argv) {
 }
 
 // Multiply-adds (x2) of the SparseGPT statistics of one sequence: H += x^T x for each distinct
-// linear input (q/k/v share one, gate/up another: dist/layer_pruning.cpp), as a full
+// linear input (q/k/v share one, gate/up another: core/prune/layer_pruner.cpp), as a full
 // [cols, tokens] x [tokens, cols] product (what add_hessian_batch runs).
 double hessian_flops(const json& probe, int64_t tokens) {
   double flops = 0;

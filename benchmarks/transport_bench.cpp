@@ -39,7 +39,7 @@
 #include <vector>
 
 #include "benchmarks/bench_util.h"
-#include "dist/activation_exchange.h"
+#include "dist/stage_runner.h"
 #include "dist/transport/transport.h"
 
 namespace pipeprune::bench {

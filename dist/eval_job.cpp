@@ -8,11 +8,11 @@
 #include "core/common/error.h"
 #include "core/common/log.h"
 #include "core/common/progress.h"
+#include "core/data/calibration.h"
 #include "core/data/perplexity.h"
 #include "core/data/text_source.h"
 #include "core/tokenizer/tokenizer.h"
-#include "dist/activation_exchange.h"
-#include "dist/root_work.h"
+#include "dist/agreed_errors.h"
 #include "dist/memory_plan.h"
 #include "dist/stage_model.h"
 #include "dist/streamed_eval.h"
@@ -41,16 +41,6 @@ at::Tensor eval_windows(const StageContext& context, const EvalJobOptions& optio
 
 }  // namespace
 
-int64_t clamp_seqlen(int64_t seqlen, int64_t max_positions, const char* flag) {
-  PIPEPRUNE_CHECK(seqlen >= 2, ConfigError, flag << " must be at least 2 (got " << seqlen << ")");
-  if (seqlen > max_positions) {
-    log::warn("{} {} is longer than the model's context (max_position_embeddings {}); using {}", flag, seqlen,
-              max_positions, max_positions);
-    return max_positions;
-  }
-  return seqlen;
-}
-
 EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options) {
   c10::InferenceMode inference_guard;
   const auto start = std::chrono::steady_clock::now();
@@ -62,9 +52,10 @@ EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options) {
   // Layers resident when they fit this rank's budget (windows then flow through the stages one
   // at a time); otherwise streamed from the checkpoint one layer at a time over all windows.
   const MemoryPlan memory = plan_eval_memory(context, windows.size(0), seqlen);
+  FaultInjector& faults = options.faults ? *options.faults : no_faults();
   if (memory.resident) {
     log::rank_info("eval: layers resident, {}", memory.describe());
-    StageModel model(context, seqlen);
+    StageModel model(context, seqlen, faults);
     Progress progress("eval window", windows.size(0));
     for (int64_t w = 0; w < windows.size(0); ++w) {
       const at::Tensor tokens = windows.slice(0, w, w + 1);
@@ -76,7 +67,8 @@ EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options) {
     log::rank_info("eval: layers streamed one at a time, {}", memory.describe());
     const std::filesystem::path spill_dir =
         options.spill_dir.empty() ? std::filesystem::temp_directory_path() : options.spill_dir;
-    evaluate_streamed(context, windows, memory, spill_dir, accumulator);
+    StageRunner runner(context, seqlen, faults);
+    evaluate_streamed(runner, windows, memory, spill_dir, accumulator);
   }
   // The last rank holds the sums; every rank returns them.
   at::Tensor sums = at::tensor({accumulator.total_nll(), static_cast<double>(accumulator.predictions())}, at::kDouble);

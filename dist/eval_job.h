@@ -7,8 +7,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 
+#include "dist/fault_injection.h"
 #include "dist/transport/transport.h"
 
 namespace pipeprune {
@@ -22,6 +24,7 @@ struct EvalJobOptions {
   c10::ScalarType compute_dtype = c10::ScalarType::Float;
   std::optional<int64_t> budget_bytes;
   std::filesystem::path spill_dir;  // for hidden states beyond the budget; empty: the temp dir
+  std::shared_ptr<FaultInjector> faults;  // tests only; null: none
 };
 
 struct EvalResult {
@@ -35,8 +38,5 @@ struct EvalResult {
 
 // Returns the same result on every rank.
 EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options);
-
-// --seqlen clamped to the model's max_position_embeddings, with a warning naming the flag.
-int64_t clamp_seqlen(int64_t seqlen, int64_t max_positions, const char* flag = "--seqlen");
 
 }  // namespace pipeprune

@@ -10,7 +10,6 @@
 #include "core/common/log.h"
 #include "core/data/random.h"
 #include "core/tokenizer/tokenizer.h"
-#include "dist/activation_exchange.h"
 #include "dist/stage_model.h"
 
 namespace pipeprune {
@@ -54,7 +53,7 @@ GenerateResult run_generate_job(Transport& transport, const GenerateJobOptions& 
   PIPEPRUNE_CHECK(result.n_prompt_tokens < max_positions, ConfigError,
                   "--prompt has " << result.n_prompt_tokens << " tokens; the model's context is " << max_positions);
   const int64_t total = std::min(max_positions, result.n_prompt_tokens + options.max_new_tokens);
-  StageModel model(context, total);
+  StageModel model(context, total, options.faults ? *options.faults : no_faults());
   std::vector<LayerKVCache> caches = model.make_caches();
   SeededRandom random(options.seed);
   StreamingDecoder stream(*tokenizer);

@@ -11,10 +11,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "dist/fault_injection.h"
 #include "dist/transport/transport.h"
 
 namespace pipeprune {
@@ -29,6 +31,7 @@ struct GenerateJobOptions {
   c10::Device device = c10::Device(c10::kCPU);
   c10::ScalarType compute_dtype = c10::ScalarType::Float;
   std::optional<int64_t> budget_bytes;
+  std::shared_ptr<FaultInjector> faults;  // tests only; null: none
   // Receives text pieces as they become printable (first rank only).
   std::function<void(const std::string&)> on_text;
 };

@@ -8,6 +8,7 @@
 #include "core/memory/hdf5_activation_store.h"
 #include "core/memory/host_memory.h"
 #include "dist/abort_cleanup.h"
+#include "dist/agreed_errors.h"
 
 namespace pipeprune {
 namespace {
@@ -45,40 +46,51 @@ std::string MemoryPlan::describe() const {
   return line;
 }
 
-MemoryPlan plan_prune_memory(const StageContext& context, EstimateSettings settings) {
+namespace {
+
+MemoryPlan plan_prune_memory_of_rank(const StageContext& context, EstimateSettings settings) {
   MemoryPlan plan;
   plan.budget_bytes = context.stage.budget_bytes;
   settings.baseline_bytes = context.baseline_bytes;
   settings.activation_ram_bytes = -1;
   plan.estimate = estimate_prune_rank(context.spec, context.share(), settings);
-  std::string error;
   if (plan.estimate.total() > plan.budget_bytes) {
     const int64_t minimum = minimum_prune_budget(context.spec, context.share(), settings);
     if (minimum > plan.budget_bytes) {
-      error = fmt::format("rank {} ({}, {}): a memory budget of {} cannot hold layers {}-{}: it needs at least {} "
+      PIPEPRUNE_FAIL(OutOfMemoryError, fmt::format("rank {} ({}, {}): a memory budget of {} cannot hold layers {}-{}: it needs at least {} "
                           "(the process {}, one layer's weights, statistics and scratch, two activation samples); "
                           "raise --max-memory, use more ranks, or lower --seqlen",
                           context.rank(), context.stage.host, context.stage.device, format_bytes(plan.budget_bytes),
                           context.stage.first_layer, context.stage.end_layer - 1, format_bytes(minimum),
-                          format_bytes(context.baseline_bytes));
+                          format_bytes(context.baseline_bytes)));
     } else {
       // What is left after everything but the activations is theirs; the rest spills.
       settings.activation_ram_bytes = 0;
       const int64_t without = estimate_prune_rank(context.spec, context.share(), settings).total();
       settings.activation_ram_bytes = plan.budget_bytes - without;
       plan.estimate = estimate_prune_rank(context.spec, context.share(), settings);
-      const int64_t stores = context.stage.n_layers() >= 2 ? 2 : 1;
+      const int64_t stores = prune_activation_stores(context.share(), true);
       plan.activation_ram_per_store = settings.activation_ram_bytes / stores;
     }
-  }
-  const std::vector<std::string> errors = context.transport->all_gather_string(error);
-  for (const std::string& e : errors) {
-    if (!e.empty()) throw OutOfMemoryError(e);
   }
   return plan;
 }
 
+}  // namespace
+
+MemoryPlan plan_prune_memory(const StageContext& context, EstimateSettings settings) {
+  MemoryPlan plan;
+  run_agreed(*context.transport, [&] { plan = plan_prune_memory_of_rank(context, settings); });
+  return plan;
+}
+
 MemoryPlan plan_eval_memory(const StageContext& context, int64_t n_windows, int64_t seqlen) {
+  MemoryPlan plan;
+  run_agreed(*context.transport, [&] { plan = plan_eval_memory_of_rank(context, n_windows, seqlen); });
+  return plan;
+}
+
+MemoryPlan plan_eval_memory_of_rank(const StageContext& context, int64_t n_windows, int64_t seqlen) {
   MemoryPlan plan;
   plan.budget_bytes = context.stage.budget_bytes;
   const int64_t element = static_cast<int64_t>(c10::elementSize(context.compute_dtype));

@@ -28,10 +28,13 @@ struct MemoryPlan {
 
 MemoryPlan plan_prune_memory(const StageContext& context, EstimateSettings settings);
 
-// Evaluation of n_windows windows: resident layers when they fit the budget, else streamed
-// layers with the hidden states in RAM up to the budget. Not collective: each rank decides for
-// itself (the two paths exchange windows alike). OutOfMemoryError when even one streamed layer
-// does not fit.
+// Evaluation of n_windows windows by this rank: resident layers when they fit the budget, else
+// streamed layers with the hidden states in RAM up to the budget (each rank decides for itself;
+// the two paths exchange windows alike). OutOfMemoryError when even one streamed layer does not
+// fit. Not collective: `plan` reports every rank's verdict this way.
+MemoryPlan plan_eval_memory_of_rank(const StageContext& context, int64_t n_windows, int64_t seqlen);
+// The same, collective: if any rank's budget is too small, every rank throws that rank's error,
+// so no rank is left waiting for a peer that gave up.
 MemoryPlan plan_eval_memory(const StageContext& context, int64_t n_windows, int64_t seqlen);
 
 // Creates one activation store of the plan: in RAM, or spilling to `spill_dir` beyond the

@@ -1,25 +1,29 @@
-// Writing the pruned model as a Hugging Face checkpoint folder, from every rank at once.
+// Writing the pruned model from every rank at once: the rank coordination around the one
+// checkpoint writer (core/io/checkpoint_writer.h), which owns the staged folder, the layout,
+// the side files and the completeness check.
 //
-// The output keeps the input's tensors (names, dtypes, shapes) and its sharding (the same file
-// names holding the same tensors), or re-shards by --max-shard-size. The folder is built under
-// a temporary name next to the target (StagedDirectory) and renamed into place by the first
-// rank only after every rank has written its tensors, so a failure on any rank never leaves a
-// half-written model at the target path.
-//
-// Which rank writes what: each rank its own decoder layers; the first rank every tensor that is
-// not part of a decoder layer (embedding, final norm, lm_head, anything else), copied from the
-// input unchanged, plus the index, config.json, generation_config.json and tokenizer files.
-// All ranks must call begin(), finish() in the same order (they contain barriers).
+// The output keeps every tensor of the input (names, dtypes, shapes) and its sharding, or
+// re-shards by --max-shard-size. Which rank writes what: each rank its own decoder layers,
+// pruned, together with every other tensor of those layers the input holds (an old
+// rotary_emb.inv_freq buffer, say), copied through unchanged; the first rank every tensor that is
+// not part of an owned decoder layer (embedding, final norm, lm_head, anything else), copied
+// through unchanged, and the side files (config.json, tokenizer files, ...). The first rank then
+// checks that every tensor of the input was written by some rank and renames the folder into
+// place; any failure there is every rank's error. The staged folder stays registered for abort
+// cleanup (dist/abort_cleanup.h) until then. Collective: every rank calls begin() and finish()
+// in the same order.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
-#include "core/common/files.h"
+#include "core/io/checkpoint_writer.h"
 #include "core/io/safetensors.h"
-#include "core/io/safetensors_writer.h"
 #include "core/model/layer_weights.h"
 #include "dist/transport/transport.h"
 
@@ -33,27 +37,25 @@ struct ModelWriterOptions {
 
 class ModelWriter {
  public:
-  ModelWriter(const SafetensorsCheckpoint& input, ModelWriterOptions options, Transport& transport);
+  // `n_layers`: the model's decoder layers (tensors of other "model.layers.N." belong to no rank).
+  ModelWriter(const SafetensorsCheckpoint& input, int64_t n_layers, ModelWriterOptions options, Transport& transport);
   ~ModelWriter();
 
-  // Creates the temporary folder and the planned files (first rank), then a barrier.
+  // The first rank creates the staged folder and its planned files; then every rank joins it.
   void begin();
+  // The layer's pruned tensors, and the input's other tensors of that layer copied through.
   void write_layer(const DecoderLayerWeights& layer);
-  // Barrier; then the first rank copies the non-layer tensors and side files, writes the
-  // index and renames the folder into place; a final barrier.
+  // Every rank flushes; the first rank copies the rest, checks completeness and commits.
   void finish();
-  const std::filesystem::path& staging_path() const { return staging_path_; }
 
  private:
-  void copy_non_layer_tensors();
-  void copy_side_files();
-
   const SafetensorsCheckpoint& input_;
+  int64_t n_layers_;
   ModelWriterOptions options_;
   Transport& transport_;
-  std::unique_ptr<StagedDirectory> staged_;  // first rank only
+  std::map<int64_t, std::vector<std::string>> layer_tensors_;  // input tensors by decoder layer
+  std::unique_ptr<CheckpointWriter> writer_;
   std::filesystem::path staging_path_;
-  std::unique_ptr<ShardWriter> writer_;
 };
 
 // Whether a tensor name belongs to a decoder layer ("model.layers.N.") and which.

@@ -62,7 +62,7 @@ PruneReport gather_prune_report(const StageContext& context, const PruneJobOptio
       {"sparsity", prune.pattern.sparsity},
       {"use_variant", prune.use_variant},
       {"true_sequential", options.layer.true_sequential},
-      {"calibration", options.layer.calibration == CalibrationMode::kDense ? "dense" : "sequential"},
+      {"calibration", options.calibration_mode == CalibrationMode::kDense ? "dense" : "sequential"},
       {"blocksize", prune.blocksize},
       {"percdamp", prune.percdamp},
       {"nsamples", windows.defined() ? windows.size(0) : 0},

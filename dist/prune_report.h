@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dist/layer_pruning.h"
+#include "core/prune/layer_pruner.h"
 #include "dist/memory_plan.h"
 #include "dist/stage_context.h"
 

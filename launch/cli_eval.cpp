@@ -6,6 +6,7 @@
 #include "dist/eval_job.h"
 #include "launch/commands.h"
 #include "launch/common_options.h"
+#include "launch/test_hooks.h"
 
 namespace pipeprune {
 namespace {
@@ -30,6 +31,7 @@ int run(const EvalCli& cli) {
   job.compute_dtype = env.compute_dtype;
   job.budget_bytes = env.budget_bytes;
   job.spill_dir = cli.spill_dir;
+  job.faults = fault_injector_from_environment();
   const EvalResult result = run_eval_job(*env.transport, job);
   if (env.transport->rank() == 0) {
     // The total NLL in full precision, so runs can be compared exactly (world sizes, placements).

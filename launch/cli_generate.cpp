@@ -5,6 +5,7 @@
 #include "dist/generate_job.h"
 #include "launch/commands.h"
 #include "launch/common_options.h"
+#include "launch/test_hooks.h"
 
 namespace pipeprune {
 namespace {
@@ -31,6 +32,7 @@ int run(const GenerateCli& cli) {
   job.device = env.device;
   job.compute_dtype = env.compute_dtype;
   job.budget_bytes = env.budget_bytes;
+  job.faults = fault_injector_from_environment();
   const bool printer = env.transport->rank() == 0;
   if (printer) {
     std::fputs(cli.prompt.c_str(), stdout);

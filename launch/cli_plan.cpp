@@ -25,7 +25,7 @@ struct PlanCli {
 std::string eval_placement(const StageContext& context, int64_t seqlen) {
   const std::string where = context.device.is_cuda() ? "on " + context.device.str() : "in host RAM";
   try {
-    const MemoryPlan plan = plan_eval_memory(context, 1, seqlen);
+    const MemoryPlan plan = plan_eval_memory_of_rank(context, 1, seqlen);
     const std::string peak = fmt::format("estimated peak {} of budget {}", format_bytes(plan.estimate.total()),
                                          format_bytes(plan.budget_bytes));
     if (plan.resident) return fmt::format("layers resident {}, {}", where, peak);

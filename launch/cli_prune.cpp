@@ -7,6 +7,7 @@
 #include "dist/prune_job.h"
 #include "launch/commands.h"
 #include "launch/common_options.h"
+#include "launch/test_hooks.h"
 
 namespace pipeprune {
 namespace {
@@ -37,9 +38,16 @@ struct PruneCli {
   std::string spill_dir;
   bool log_memory = false;
   std::string memory_log_file = "memory_log.csv";
+  CLI::Option* sparsity_option = nullptr;
   CLI::Option* nsamples_option = nullptr;
   CLI::Option* seqlen_option = nullptr;
 };
+
+CalibrationMode parse_calibration_mode(const std::string& name) {
+  if (name == "sequential") return CalibrationMode::kSequential;
+  if (name == "dense") return CalibrationMode::kDense;
+  PIPEPRUNE_FAIL(ConfigError, "--calibration must be sequential or dense (got '" << name << "')");
+}
 
 int run(const PruneCli& cli) {
   PruneJobOptions job;
@@ -47,20 +55,12 @@ int run(const PruneCli& cli) {
   job.output = cli.output;
   job.overwrite = cli.overwrite;
   job.layer.prune.method = parse_prune_method(cli.method);
-  PIPEPRUNE_CHECK(cli.sparsity >= 0.0 && cli.sparsity < 1.0, ConfigError,
-                  "--sparsity must be in [0, 1) (got " << cli.sparsity << ")");
   job.layer.prune.pattern = SparsityPattern::parse(cli.pattern, cli.sparsity);
   job.layer.prune.use_variant = cli.use_variant;
-  PIPEPRUNE_CHECK(!cli.use_variant || !job.layer.prune.pattern.is_nm(), ConfigError,
-                  "--use-variant applies to unstructured sparsity only; drop it or use --pattern unstructured");
-  PIPEPRUNE_CHECK(cli.blocksize >= 1, ConfigError, "--blocksize must be >= 1 (got " << cli.blocksize << ")");
-  PIPEPRUNE_CHECK(cli.percdamp >= 0.0, ConfigError, "--percdamp must be >= 0 (got " << cli.percdamp << ")");
   job.layer.prune.blocksize = cli.blocksize;
   job.layer.prune.percdamp = cli.percdamp;
   job.layer.true_sequential = cli.true_sequential;
-  PIPEPRUNE_CHECK(cli.calibration == "sequential" || cli.calibration == "dense", ConfigError,
-                  "--calibration must be sequential or dense (got '" << cli.calibration << "')");
-  job.layer.calibration = cli.calibration == "dense" ? CalibrationMode::kDense : CalibrationMode::kSequential;
+  job.calibration_mode = parse_calibration_mode(cli.calibration);
   job.calibration.calib_data = cli.calib_data;
   job.calibration.calib_tokens = cli.calib_tokens;
   job.calibration.nsamples = cli.nsamples;
@@ -68,8 +68,6 @@ int run(const PruneCli& cli) {
   job.calibration.seed = cli.seed;
   job.calibration.nsamples_given = cli.nsamples_option->count() > 0;
   job.calibration.seqlen_given = cli.seqlen_option->count() > 0;
-  PIPEPRUNE_CHECK(cli.nsamples >= 1, ConfigError, "--nsamples must be at least 1 (got " << cli.nsamples << ")");
-  PIPEPRUNE_CHECK(cli.seqlen >= 2, ConfigError, "--seqlen must be at least 2 (got " << cli.seqlen << ")");
   if (!cli.max_shard_size.empty()) job.max_shard_bytes = parse_bytes(cli.max_shard_size, "--max-shard-size");
   job.eval_data = cli.eval_data;
   job.eval_max_chunks = cli.eval_max_chunks;
@@ -78,8 +76,15 @@ int run(const PruneCli& cli) {
   job.spill_dir = cli.spill_dir;
   job.log_memory = cli.log_memory;
   job.memory_log_csv = cli.memory_log_file;
+  job.faults = fault_injector_from_environment();
+  // Every bad option is one line before MPI starts or the model is read.
+  job.validate();
 
   RunEnvironment env = make_environment(cli.common);
+  if (job.layer.prune.pattern.is_nm() && cli.sparsity_option->count() > 0) {
+    log::warn("--sparsity {} is ignored: --pattern {} prunes {} of every {} weights", cli.sparsity,
+              job.layer.prune.pattern.to_string(), job.layer.prune.pattern.n, job.layer.prune.pattern.m);
+  }
   job.layer.device = env.device;
   job.layer.compute_dtype = env.compute_dtype;
   job.budget_bytes = env.budget_bytes;
@@ -97,8 +102,8 @@ CommandRunner add_prune_command(CLI::App& app) {
   command->add_option("--model", cli->model, "Hugging Face checkpoint folder")->required();
   command->add_option("--output,--save_model", cli->output, "folder for the pruned model (must not exist)")->required();
   command->add_option("--method,--prune_method", cli->method, "magnitude, wanda or sparsegpt")->capture_default_str();
-  command->add_option("--sparsity,--sparsity_ratio", cli->sparsity, "fraction pruned (unstructured)")
-      ->capture_default_str();
+  cli->sparsity_option = command->add_option("--sparsity,--sparsity_ratio", cli->sparsity, "fraction pruned (unstructured)")
+                             ->capture_default_str();
   command->add_option("--pattern,--sparsity_type", cli->pattern, "unstructured or N:M (2:4, 4:8, ...)")
       ->capture_default_str();
   command->add_option("--calib-data", cli->calib_data, "calibration text, or JSON lines with a \"text\" field");

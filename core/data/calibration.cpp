@@ -82,15 +82,34 @@ at::Tensor draw_windows_from_stream(const std::vector<int64_t>& stream, int64_t 
   return windows;
 }
 
-at::Tensor load_calibration_tokens(const CalibrationOptions& options, const Tokenizer* tokenizer,
-                                   int64_t vocab_size) {
-  const bool has_text = !options.calib_data.empty();
-  const bool has_tokens = !options.calib_tokens.empty();
-  PIPEPRUNE_CHECK(has_text != has_tokens, ConfigError,
+void check_seqlen(int64_t seqlen, const char* flag) {
+  PIPEPRUNE_CHECK(seqlen >= 2, ConfigError, flag << " must be at least 2 (got " << seqlen << ")");
+}
+
+int64_t clamp_seqlen(int64_t seqlen, int64_t max_positions, const char* flag) {
+  check_seqlen(seqlen, flag);
+  if (seqlen > max_positions) {
+    log::warn("{} {} is longer than the model's context (max_position_embeddings {}); using {}", flag, seqlen,
+              max_positions, max_positions);
+    return max_positions;
+  }
+  return seqlen;
+}
+
+void CalibrationOptions::validate(bool needs_source) const {
+  const bool has_text = !calib_data.empty();
+  const bool has_tokens = !calib_tokens.empty();
+  PIPEPRUNE_CHECK(!needs_source || has_text != has_tokens, ConfigError,
                   (has_text ? "give only one of --calib-data and --calib-tokens"
                             : "this method needs calibration data: pass --calib-data FILE or --calib-tokens FILE.npy"));
-  PIPEPRUNE_CHECK(options.nsamples >= 1, ConfigError, "--nsamples must be at least 1 (got " << options.nsamples << ")");
-  PIPEPRUNE_CHECK(options.seqlen >= 2, ConfigError, "--seqlen must be at least 2 (got " << options.seqlen << ")");
+  PIPEPRUNE_CHECK(nsamples >= 1, ConfigError, "--nsamples must be at least 1 (got " << nsamples << ")");
+  check_seqlen(seqlen);
+}
+
+at::Tensor load_calibration_tokens(const CalibrationOptions& options, const Tokenizer* tokenizer,
+                                   int64_t vocab_size) {
+  options.validate();
+  const bool has_tokens = !options.calib_tokens.empty();
   at::Tensor windows;
   std::string source;
   if (has_tokens) {

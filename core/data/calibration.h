@@ -30,7 +30,17 @@ struct CalibrationOptions {
   // error instead of silently overriding them.
   bool nsamples_given = false;
   bool seqlen_given = false;
+
+  // ConfigError naming the flag: --nsamples below 1, --seqlen below 2, and, when the method
+  // needs calibration data, not exactly one of --calib-data and --calib-tokens.
+  void validate(bool needs_source = true) const;
 };
+
+// A window length the user gave (`flag`, e.g. "--seqlen") clamped to the model's context
+// (max_positions), with a warning naming the flag; ConfigError when it is below 2.
+int64_t clamp_seqlen(int64_t seqlen, int64_t max_positions, const char* flag = "--seqlen");
+// ConfigError naming the flag when a window length is below 2 (one prediction needs two tokens).
+void check_seqlen(int64_t seqlen, const char* flag = "--seqlen");
 
 // Returns int64 token windows [nsamples, seqlen]. `tokenizer` is needed for --calib-data only
 // (may be null with --calib-tokens, e.g. for synthetic models without a tokenizer). ConfigError/FormatError with one line naming

@@ -106,6 +106,11 @@ int64_t mask_scratch_bytes(PruneMethod method, bool nm_pattern, int64_t rows, in
   return 2 * weight;
 }
 
+int64_t prune_activation_stores(const StageShare& share, bool calibrated) {
+  if (!calibrated) return 0;
+  return share.end_layer - share.first_layer >= 2 || !share.head ? 2 : 1;
+}
+
 MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& share, const EstimateSettings& settings) {
   const ModelConfig& config = spec.config;
   const bool calibrated = settings.method != PruneMethod::kMagnitude;
@@ -135,9 +140,7 @@ MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& shar
     phase.scratch = std::max(forward_scratch, mask_scratch);
     consider(phase, "dense stats pass");
   } else {
-    // Two stores (into and out of the current layer) when the stage has several layers; the
-    // last layer of a stage streams its outputs to the next rank or drops them.
-    const int64_t stores = calibrated ? (n_layers >= 2 ? 2 : 1) : 0;
+    const int64_t stores = prune_activation_stores(share, calibrated);
     const ActivationSplit activations =
         split_activations(stores, settings.nsamples, sample_bytes, settings.activation_ram_bytes);
     if (share.embedding && calibrated) {

@@ -55,6 +55,11 @@ struct MemoryEstimate {
   int64_t total() const { return baseline + weights + activations + statistics + scratch; }
 };
 
+// Activation stores a rank holds in a sequential prune (dist/stage_runner.h): the inputs of the
+// current layer, and its outputs when a later owned layer, the next rank or the job needs them
+// (the model's last layer's outputs are never computed). Each holds every sample.
+int64_t prune_activation_stores(const StageShare& share, bool calibrated);
+
 // Peak of a rank in `prune` (sequential or dense calibration).
 MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& share, const EstimateSettings& settings);
 

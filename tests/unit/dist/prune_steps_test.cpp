@@ -1,7 +1,7 @@
 // Pruning one real decoder layer (stories260K layer 1, real calibration activations): the
 // sequential and true-sequential drivers against compositions of the same steps written out
 // here, and SparseGPT's reconstruction error against Wanda's.
-#include "dist/layer_pruning.h"
+#include "dist/prune_steps.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>

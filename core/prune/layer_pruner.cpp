@@ -1,4 +1,4 @@
-#include "dist/layer_pruning.h"
+#include "core/prune/layer_pruner.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -7,8 +7,6 @@
 #include <chrono>
 
 #include "core/common/error.h"
-#include "core/common/progress.h"
-#include "dist/device_fallback.h"
 
 namespace pipeprune {
 namespace {
@@ -19,7 +17,7 @@ double seconds_since(Clock::time_point start) {
 }
 
 std::vector<std::vector<LinearKind>> linear_groups(const LayerPruneOptions& options) {
-  if (options.true_sequential && options.calibration == CalibrationMode::kSequential) {
+  if (options.true_sequential) {
     return {{LinearKind::kQ, LinearKind::kK, LinearKind::kV},
             {LinearKind::kO},
             {LinearKind::kGate, LinearKind::kUp},
@@ -34,17 +32,12 @@ bool in_group(const std::vector<LinearKind>& group, LinearKind kind) {
 
 }  // namespace
 
-bool needs_activations(const PruneOptions& options) { return options.method != PruneMethod::kMagnitude; }
-
-LayerPruneSession::LayerPruneSession(DecoderLayerWeights& stored, const ModelConfig& config,
+LayerPruner::LayerPruner(DecoderLayerWeights& stored, const ModelConfig& config,
                                      const RopeTables& rope, const LayerPruneOptions& options)
     : stored_(stored), config_(config), rope_(rope), options_(options), groups_(linear_groups(options)) {
   c10::InferenceMode inference_guard;
   result_.layer = stored.layer;
-  for (LinearKind kind : kAllLinears) {
-    const auto shape = linear_shape(config, kind);
-    options.prune.pattern.check_columns(shape[1], layer_tensor_name(stored.layer, linear_name(kind)) + ".weight");
-  }
+  options.prune.validate(config);
   compute_ = to_compute(stored, options.device, options.compute_dtype);
   tap_ = [this](LinearKind kind, const at::Tensor& input) {
     auto& pruner = pruners_[static_cast<int>(kind)];
@@ -53,11 +46,11 @@ LayerPruneSession::LayerPruneSession(DecoderLayerWeights& stored, const ModelCon
   make_pruners();
 }
 
-LayerPruneSession::~LayerPruneSession() = default;
+LayerPruner::~LayerPruner() = default;
 
-bool LayerPruneSession::done() const { return group_ >= groups_.size(); }
+bool LayerPruner::done() const { return group_ >= groups_.size(); }
 
-void LayerPruneSession::make_pruners() {
+void LayerPruner::make_pruners() {
   if (done()) return;
   int64_t group_statistics = 0;
   const auto& group = groups_[group_];
@@ -73,17 +66,17 @@ void LayerPruneSession::make_pruners() {
   result_.bytes_statistics = std::max(result_.bytes_statistics, group_statistics);
 }
 
-at::Tensor LayerPruneSession::forward_and_collect(const at::Tensor& input) {
+at::Tensor LayerPruner::forward_and_collect(const at::Tensor& input) {
   c10::InferenceMode inference_guard;
   return decoder_layer_forward(compute_, config_, rope_, input, 0, nullptr, &tap_);
 }
 
-at::Tensor LayerPruneSession::forward(const at::Tensor& input) const {
+at::Tensor LayerPruner::forward(const at::Tensor& input) const {
   c10::InferenceMode inference_guard;
   return decoder_layer_forward(compute_, config_, rope_, input, 0, nullptr, nullptr);
 }
 
-void LayerPruneSession::prune_current_group() {
+void LayerPruner::prune_current_group() {
   c10::InferenceMode inference_guard;
   PIPEPRUNE_CHECK(!done(), Error, "layer " << stored_.layer << " is already pruned");
   const auto group_start = Clock::now();
@@ -114,49 +107,6 @@ void LayerPruneSession::prune_current_group() {
   result_.seconds_prune += seconds_since(group_start);
   ++group_;
   make_pruners();
-}
-
-LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const ModelConfig& config,
-                                        const RopeTables& rope, const ActivationStore* inputs,
-                                        ActivationStore* outputs, const LayerPruneOptions& options,
-                                        const char** operation) {
-  // Names the pass running and gives the test hook its chance to fail it.
-  auto begin = [&](const char* name) {
-    if (operation) *operation = name;
-    maybe_inject_oom(stored.layer, name);
-  };
-  const bool calibrated = needs_activations(options.prune);
-  PIPEPRUNE_CHECK(!calibrated || inputs != nullptr, Error,
-                  "layer " << stored.layer << ": " << prune_method_name(options.prune.method)
-                           << " needs calibration activations");
-  LayerPruneSession session(stored, config, rope, options);
-  // Sample-level progress of each pass, printed only when a pass runs long (every 10 s).
-  const std::string where = fmt::format("layer {}/{}", stored.layer + 1, config.n_layers);
-  while (!session.done()) {
-    if (calibrated) {
-      begin("stats");
-      const auto start = Clock::now();
-      Progress progress(where + " stats pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
-      for (int64_t s = 0; s < inputs->size(); ++s) {
-        session.forward_and_collect(inputs->get(s).to(options.device));
-        if (s + 1 < inputs->size()) progress.update(s + 1);
-      }
-      session.add_stats_seconds(seconds_since(start));
-    }
-    begin("mask");
-    session.prune_current_group();
-  }
-  if (calibrated && outputs != nullptr) {
-    begin("output");
-    const auto start = Clock::now();
-    Progress progress(where + " output pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
-    for (int64_t s = 0; s < inputs->size(); ++s) {
-      outputs->put(s, session.forward(inputs->get(s).to(options.device)));
-      if (s + 1 < inputs->size()) progress.update(s + 1);
-    }
-    session.add_output_seconds(seconds_since(start));
-  }
-  return session.result();
 }
 
 }  // namespace pipeprune

@@ -1,0 +1,90 @@
+// Pruning one decoder layer from the calibration activations that enter it: the pruning logic
+// of a layer, with no knowledge of ranks, files or where the activations are kept.
+//
+// A LayerPruner holds one layer's weights (stored dtype, and a compute copy on the compute
+// device) and the pruners of the linears being pruned. Whoever sequences the passes (the
+// runner's prune steps, dist/prune_steps.h) feeds it:
+//  - stats passes: forward_and_collect() once per calibration sample, feeding every linear's
+//    input of the current group to its pruner; then prune_current_group(). With
+//    true_sequential the linears are pruned in the groups [q,k,v] -> [o] -> [gate,up] ->
+//    [down], each group's stats pass running with the earlier groups already pruned; without
+//    it there is one group of all seven.
+//  - the output pass: forward() once per sample with the pruned weights.
+// Pruned weights are cast back to the stored dtype and upcast again before any later forward,
+// exactly as a model held in the stored dtype computes. One thread; the layer it prunes must
+// outlive it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include "core/model/decoder.h"
+#include "core/model/layer_weights.h"
+#include "core/prune/pruner.h"
+
+namespace pipeprune {
+
+struct LayerPruneOptions {
+  PruneOptions prune;
+  bool true_sequential = false;  // four groups instead of one (see above)
+  c10::Device device = c10::Device(c10::kCPU);
+  c10::ScalarType compute_dtype = c10::ScalarType::Float;
+};
+
+struct LinearPruneResult {
+  int64_t numel = 0;
+  int64_t zeros = 0;  // zeros in the stored weight after pruning
+  double seconds_mask = 0;
+};
+
+struct LayerPruneResult {
+  int64_t layer = 0;
+  std::array<LinearPruneResult, kNumLinears> linears;
+  double seconds_stats = 0;   // stats passes (forward with taps)
+  double seconds_prune = 0;   // mask selection and weight updates
+  double seconds_output = 0;  // output pass
+  int64_t bytes_statistics = 0;
+};
+
+class LayerPruner {
+ public:
+  // `stored` is the layer in its stored dtype on the CPU; it is pruned in place. ConfigError
+  // (PruneOptions::validate) when the options do not fit this model.
+  LayerPruner(DecoderLayerWeights& stored, const ModelConfig& config, const RopeTables& rope,
+              const LayerPruneOptions& options);
+  ~LayerPruner();
+
+  // Number of linear groups (1, or 4 with true_sequential) and whether all are pruned.
+  bool done() const;
+  // Runs one sample ([1, seqlen, hidden], compute dtype) through the layer with the current
+  // group's taps; returns the layer output.
+  at::Tensor forward_and_collect(const at::Tensor& input);
+  // Runs one sample through the layer without taps (current weights).
+  at::Tensor forward(const at::Tensor& input) const;
+  // Prunes the current group's linears and moves to the next group.
+  void prune_current_group();
+  void add_stats_seconds(double s) { result_.seconds_stats += s; }
+  void add_output_seconds(double s) { result_.seconds_output += s; }
+  const LayerPruneResult& result() const { return result_; }
+
+ private:
+  void make_pruners();
+
+  DecoderLayerWeights& stored_;
+  const ModelConfig& config_;
+  const RopeTables& rope_;
+  LayerPruneOptions options_;
+  DecoderLayerWeights compute_;
+  std::vector<std::vector<LinearKind>> groups_;
+  size_t group_ = 0;
+  std::array<std::unique_ptr<LinearPruner>, kNumLinears> pruners_;
+  LinearTap tap_;
+  LayerPruneResult result_;
+};
+
+}  // namespace pipeprune

@@ -1,0 +1,47 @@
+// Failures on purpose, so the paths that handle them can be tested on any machine (the shape of
+// leveldb's fault-injecting Env): the stage runner asks its FaultInjector before each layer and
+// each pass, and an injector may throw there. The library never reads the environment for
+// this; launch/ builds an injector from PIPEPRUNE_TEST_* variables and hands it to the job.
+//
+// Thread-safe: an injector may be shared by every thread of a rank.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dist/layer_pass.h"
+
+namespace pipeprune {
+
+class FaultInjector {
+ public:
+  virtual ~FaultInjector() = default;
+  // Before the work on `layer` starts (once per layer, not on a retry).
+  virtual void before_layer(int64_t layer) = 0;
+  // Before each attempt of `pass` on `layer`.
+  virtual void before_pass(int64_t layer, LayerPass pass) = 0;
+};
+
+// Injects nothing (the default of every job).
+FaultInjector& no_faults();
+
+struct FaultPlan {
+  // The first attempt of each (layer, pass) listed fails as a device allocation failure would
+  // (OutOfMemoryError), once per process.
+  std::vector<std::pair<int64_t, LayerPass>> out_of_memory;
+  // The rank owning this layer throws an Error as its work on the layer starts.
+  std::optional<int64_t> fail_layer;
+
+  // "LAYER:PASS[,LAYER:PASS...]" (PASS as layer_pass_name() spells it) and a layer number;
+  // either may be empty. ConfigError naming `what` on a malformed entry.
+  static FaultPlan parse(const std::string& out_of_memory, const std::string& fail_layer, const std::string& what);
+  bool empty() const { return out_of_memory.empty() && !fail_layer; }
+};
+
+std::unique_ptr<FaultInjector> make_fault_injector(FaultPlan plan);
+
+}  // namespace pipeprune

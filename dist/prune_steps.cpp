@@ -1,0 +1,148 @@
+#include "dist/prune_steps.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <chrono>
+
+#include "core/common/error.h"
+#include "core/common/log.h"
+
+namespace pipeprune {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+}  // namespace
+
+LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const ModelConfig& config,
+                                        const RopeTables& rope, const ActivationStore* inputs,
+                                        ActivationStore* outputs, const LayerPruneOptions& options,
+                                        const std::function<void(LayerPass)>& begin_pass) {
+  auto begin = [&](LayerPass pass) {
+    if (begin_pass) begin_pass(pass);
+  };
+  const bool calibrated = needs_activations(options.prune.method);
+  PIPEPRUNE_CHECK(!calibrated || inputs != nullptr, Error,
+                  "layer " << stored.layer << ": " << prune_method_name(options.prune.method)
+                           << " needs calibration activations");
+  LayerPruner pruner(stored, config, rope, options);
+  // Sample-level progress of each pass, printed only when a pass runs long (every 10 s).
+  const std::string where = fmt::format("layer {}/{}", stored.layer + 1, config.n_layers);
+  while (!pruner.done()) {
+    if (calibrated) {
+      begin(LayerPass::kStats);
+      const auto start = Clock::now();
+      Progress progress(where + " stats pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
+      for (int64_t s = 0; s < inputs->size(); ++s) {
+        pruner.forward_and_collect(inputs->get(s).to(options.device));
+        if (s + 1 < inputs->size()) progress.update(s + 1);
+      }
+      pruner.add_stats_seconds(seconds_since(start));
+    }
+    begin(LayerPass::kMask);
+    pruner.prune_current_group();
+  }
+  if (calibrated && outputs != nullptr) {
+    begin(LayerPass::kOutput);
+    const auto start = Clock::now();
+    Progress progress(where + " output pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
+    for (int64_t s = 0; s < inputs->size(); ++s) {
+      outputs->put(s, pruner.forward(inputs->get(s).to(options.device)));
+      if (s + 1 < inputs->size()) progress.update(s + 1);
+    }
+    pruner.add_output_seconds(seconds_since(start));
+  }
+  return pruner.result();
+}
+
+PrunedLayers::PrunedLayers(ModelWriter& writer, JobMemoryLog& memory_log, int64_t n_stage_layers,
+                           int64_t n_model_layers)
+    : writer_(writer),
+      memory_log_(memory_log),
+      n_model_layers_(n_model_layers),
+      progress_("stage layer", n_stage_layers, 0.0, /*every_rank=*/true) {}
+
+void PrunedLayers::add(const DecoderLayerWeights& layer, const LayerPruneResult& result) {
+  writer_.write_layer(layer);
+  results_.push_back(result);
+  int64_t zeros = 0;
+  int64_t numel = 0;
+  for (const auto& linear : result.linears) {
+    zeros += linear.zeros;
+    numel += linear.numel;
+  }
+  progress_.update(static_cast<int64_t>(results_.size()),
+                   fmt::format("model layer {}/{} sparsity {:.4f} (stats {:.2f}s, prune {:.2f}s, output {:.2f}s)",
+                               result.layer + 1, n_model_layers_, numel ? static_cast<double>(zeros) / numel : 0.0,
+                               result.seconds_stats, result.seconds_prune, result.seconds_output));
+  memory_log_.checkpoint(fmt::format("layer {} done", result.layer));
+}
+
+SequentialPruneStep::SequentialPruneStep(const StageContext& context, const LayerPruneOptions& options,
+                                         PrunedLayers& pruned)
+    : context_(context), options_(options), pruned_(pruned) {}
+
+void SequentialPruneStep::run(LayerRun& run, const ActivationStore* inputs, ActivationStore* outputs) {
+  // Loaded on every attempt: a retry on the CPU starts again from the checkpoint's weights.
+  run.begin(LayerPass::kLoad);
+  stored_ = load_decoder_layer(context_.checkpoint, context_.config, run.layer());
+  LayerPruneOptions options = options_;
+  options.device = run.device();
+  result_ = prune_layer_sequential(stored_, context_.config, run.rope(), inputs, outputs, options,
+                                   [&run](LayerPass pass) { run.begin(pass); });
+}
+
+void SequentialPruneStep::commit(int64_t layer) {
+  pruned_.add(stored_, result_);
+  stored_ = DecoderLayerWeights();
+}
+
+DensePruneSteps::DensePruneSteps(const StageContext& context, const LayerPruneOptions& options, int64_t n_positions,
+                                 PrunedLayers& pruned)
+    : context_(context), pruned_(pruned), rope_(make_rope_tables(context.config, n_positions, context.device)) {
+  // Dense calibration has no true-sequential groups: every layer sees the dense model.
+  LayerPruneOptions one_group = options;
+  one_group.true_sequential = false;
+  stored_.reserve(static_cast<size_t>(context.stage.n_layers()));
+  for (int64_t layer = context.stage.first_layer; layer < context.stage.end_layer; ++layer) {
+    stored_.push_back(load_decoder_layer(context.checkpoint, context.config, layer));
+  }
+  for (auto& layer : stored_) pruners_.push_back(std::make_unique<LayerPruner>(layer, context.config, rope_, one_group));
+}
+
+DensePruneSteps::~DensePruneSteps() = default;
+
+size_t DensePruneSteps::index_of(int64_t layer) const { return static_cast<size_t>(layer - context_.stage.first_layer); }
+
+void DensePruneSteps::collect(StageRunner& runner, const at::Tensor& windows) {
+  Progress progress("dense stats pass, sample", windows.size(0), 2.0, /*every_rank=*/true);
+  for (int64_t s = 0; s < windows.size(0); ++s) {
+    // Statistics summed over the samples already seen cannot move to the CPU halfway.
+    runner.run_sample(windows.slice(0, s, s + 1), kTagCalibration, LayerPass::kStats, RetryPolicy::kFail,
+                      [&](LayerRun&, size_t index, const at::Tensor& hidden) {
+                        const auto start = Clock::now();
+                        at::Tensor output = pruners_[index]->forward_and_collect(hidden);
+                        pruners_[index]->add_stats_seconds(seconds_since(start));
+                        return output;
+                      });
+    progress.update(s + 1);
+  }
+  runner.release_embedding();
+}
+
+void DensePruneSteps::run(LayerRun& run, const ActivationStore*, ActivationStore*) {
+  run.begin(LayerPass::kMask);
+  LayerPruner& pruner = *pruners_[index_of(run.layer())];
+  while (!pruner.done()) pruner.prune_current_group();
+}
+
+void DensePruneSteps::commit(int64_t layer) {
+  const size_t i = index_of(layer);
+  pruned_.add(stored_[i], pruners_[i]->result());
+  pruners_[i].reset();
+}
+
+}  // namespace pipeprune

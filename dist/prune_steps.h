@@ -1,0 +1,88 @@
+// The prune job's steps for the stage runner (dist/stage_runner.h): the pruning logic is
+// core/prune/layer_pruner.h; these only feed it samples in the order each calibration mode
+// prescribes and hand the pruned layers on.
+//  - sequential calibration (the default, as the Wanda and SparseGPT references do it): one
+//    layer-major step per layer: load it, stats pass over every sample, prune, output pass with
+//    the pruned weights producing the next layer's inputs (prune_layer_sequential).
+//  - dense calibration: every owned layer is loaded at once and sees the dense model's
+//    activations, one sample at a time through the whole stage (a sample-major walk), and then
+//    each layer is pruned from what it collected (a layer-major walk without activations).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/common/progress.h"
+#include "core/memory/activation_store.h"
+#include "core/prune/layer_pruner.h"
+#include "dist/job_memory_log.h"
+#include "dist/model_writer.h"
+#include "dist/stage_runner.h"
+
+namespace pipeprune {
+
+// Prunes `stored` in place from `inputs` ([1, seqlen, hidden] per sample; null for a method
+// that needs no activations) and fills `outputs` with the pruned layer's outputs (null: not
+// needed). `begin_pass` is called as each pass starts (the runner's LayerRun::begin).
+LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const ModelConfig& config,
+                                        const RopeTables& rope, const ActivationStore* inputs,
+                                        ActivationStore* outputs, const LayerPruneOptions& options,
+                                        const std::function<void(LayerPass)>& begin_pass = {});
+
+// Where the steps put each pruned layer: the output checkpoint, the job's results, the
+// progress line and the memory log.
+class PrunedLayers {
+ public:
+  PrunedLayers(ModelWriter& writer, JobMemoryLog& memory_log, int64_t n_stage_layers, int64_t n_model_layers);
+  void add(const DecoderLayerWeights& layer, const LayerPruneResult& result);
+  const std::vector<LayerPruneResult>& results() const { return results_; }
+
+ private:
+  ModelWriter& writer_;
+  JobMemoryLog& memory_log_;
+  int64_t n_model_layers_;
+  Progress progress_;
+  std::vector<LayerPruneResult> results_;
+};
+
+// Sequential calibration: one layer at a time, loaded from the checkpoint in run().
+class SequentialPruneStep final : public LayerStep {
+ public:
+  SequentialPruneStep(const StageContext& context, const LayerPruneOptions& options, PrunedLayers& pruned);
+  void run(LayerRun& run, const ActivationStore* inputs, ActivationStore* outputs) override;
+  void commit(int64_t layer) override;
+
+ private:
+  const StageContext& context_;
+  LayerPruneOptions options_;
+  PrunedLayers& pruned_;
+  DecoderLayerWeights stored_;
+  LayerPruneResult result_;
+};
+
+// Dense calibration of every owned layer at once.
+class DensePruneSteps final : public LayerStep {
+ public:
+  // Loads every owned layer; rotary tables for windows of n_positions tokens.
+  DensePruneSteps(const StageContext& context, const LayerPruneOptions& options, int64_t n_positions,
+                  PrunedLayers& pruned);
+  ~DensePruneSteps() override;
+  // The stats passes: every sample of `windows` through the stage (embedded or received, sent on).
+  void collect(StageRunner& runner, const at::Tensor& windows);
+  // The mask phase, one owned layer per call (a layer-major walk without activations).
+  void run(LayerRun& run, const ActivationStore* inputs, ActivationStore* outputs) override;
+  void commit(int64_t layer) override;
+
+ private:
+  size_t index_of(int64_t layer) const;
+
+  const StageContext& context_;
+  PrunedLayers& pruned_;
+  RopeTables rope_;  // the pruners hold references to it and to stored_
+  std::vector<DecoderLayerWeights> stored_;
+  std::vector<std::unique_ptr<LayerPruner>> pruners_;
+};
+
+}  // namespace pipeprune

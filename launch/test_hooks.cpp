@@ -1,0 +1,17 @@
+#include "launch/test_hooks.h"
+
+#include <cstdlib>
+#include <string>
+
+namespace pipeprune {
+
+std::shared_ptr<FaultInjector> fault_injector_from_environment() {
+  const char* oom = std::getenv("PIPEPRUNE_TEST_OOM");
+  const char* fail_layer = std::getenv("PIPEPRUNE_TEST_FAIL_LAYER");
+  const FaultPlan plan = FaultPlan::parse(oom ? oom : "", fail_layer ? fail_layer : "",
+                                          "PIPEPRUNE_TEST_OOM / PIPEPRUNE_TEST_FAIL_LAYER");
+  if (plan.empty()) return nullptr;
+  return make_fault_injector(plan);
+}
+
+}  // namespace pipeprune

@@ -1,0 +1,17 @@
+// The failure-injection hooks of the test suite, read from the environment here (never inside
+// the library) and handed to the jobs as a FaultInjector (dist/fault_injection.h):
+//   PIPEPRUNE_TEST_OOM="LAYER:PASS[,LAYER:PASS...]"  the first attempt of that pass on that
+//       layer fails as a device out-of-memory would (PASS: load, stats, mask, output, eval)
+//   PIPEPRUNE_TEST_FAIL_LAYER=N  the rank owning layer N throws as its work on it starts
+#pragma once
+
+#include <memory>
+
+#include "dist/fault_injection.h"
+
+namespace pipeprune {
+
+// Null when neither variable is set.
+std::shared_ptr<FaultInjector> fault_injector_from_environment();
+
+}  // namespace pipeprune
