@@ -1,5 +1,6 @@
 #include "core/common/files.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include "core/common/error.h"
@@ -62,6 +63,44 @@ TEST(ReadJsonFile, InvalidJson_FormatErrorNamesFile) {
 }
 
 TEST(ReadFile, Missing_IoError) { EXPECT_THROW(read_file("/nonexistent/pipeprune/x"), IoError); }
+
+TEST(PwriteAll, WritesAtTheOffsetAndFailsNamingFileAndWhat) {
+  const fs::path root = fresh_dir("pwrite");
+  const fs::path file = root / "f.bin";
+  {
+    UniqueFd fd = open_fd(file, O_WRONLY | O_CREAT | O_TRUNC, "writing");
+    pwrite_all(fd.get(), "abcd", 4, 2, file.string(), "tensor t");
+    fsync_fd(fd.get(), file.string());
+    fd.close_checked(file.string());
+    EXPECT_FALSE(fd.valid());
+  }
+  EXPECT_EQ(read_file(file), std::string("\0\0abcd", 6));
+  const UniqueFd read_only = open_fd(file, O_RDONLY, "reading");
+  try {
+    pwrite_all(read_only.get(), "x", 1, 0, file.string(), "tensor t");
+    FAIL() << "expected IoError";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find(file.string() + ": writing tensor t failed"), std::string::npos) << e.what();
+  }
+}
+
+TEST(OpenFd, Missing_IoErrorNamingThePathAndPurpose) {
+  try {
+    open_fd("/nonexistent/pipeprune/x", O_RDONLY, "reading");
+    FAIL() << "expected IoError";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/pipeprune/x: cannot open for reading"), std::string::npos);
+  }
+}
+
+TEST(UniqueFd, MovedFrom_DoesNotCloseTwice) {
+  const fs::path root = fresh_dir("fd_move");
+  UniqueFd a = open_fd(root / "f", O_WRONLY | O_CREAT, "writing");
+  const int raw = a.get();
+  UniqueFd b = std::move(a);
+  EXPECT_FALSE(a.valid());
+  EXPECT_EQ(b.get(), raw);
+}
 
 }  // namespace
 }  // namespace pipeprune
