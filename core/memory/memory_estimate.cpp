@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <c10/util/accumulate.h>
 
 #include <algorithm>
 
@@ -14,11 +15,7 @@ namespace {
 
 int64_t layer_parameters(const ModelSpec& spec, int64_t layer) {
   int64_t n = 0;
-  for (const SpecTensor& t : spec.layers[static_cast<size_t>(layer)]) {
-    int64_t numel = 1;
-    for (int64_t d : t.shape) numel *= d;
-    n += numel;
-  }
+  for (const SpecTensor& t : spec.layers[static_cast<size_t>(layer)]) n += c10::multiply_integers(t.shape);
   return n;
 }
 
@@ -210,11 +207,7 @@ MemoryEstimate estimate_eval_rank(const ModelSpec& spec, const StageShare& share
   if (share.head) {
     // Final norm and lm_head, stored and in the compute dtype.
     int64_t head_params = 0;
-    for (const SpecTensor& t : spec.head) {
-      int64_t numel = 1;
-      for (int64_t d : t.shape) numel *= d;
-      head_params += numel;
-    }
+    for (const SpecTensor& t : spec.head) head_params += c10::multiply_integers(t.shape);
     estimate.weights += spec.bytes_head() + head_params * compute_element_size;
   }
   estimate.scratch = std::max(forward_scratch, logits);

@@ -1,5 +1,7 @@
 #include "core/model/model_spec.h"
 
+#include <c10/util/accumulate.h>
+
 #include <set>
 
 #include "core/common/error.h"
@@ -11,12 +13,6 @@
 namespace pipeprune {
 namespace {
 
-int64_t numel(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
 SpecTensor from_checkpoint(const SafetensorsCheckpoint& checkpoint, const ExpectedTensor& expected,
                            const std::vector<std::string>& file_names) {
   const TensorInfo info = require_tensor(checkpoint, expected);
@@ -24,7 +20,7 @@ SpecTensor from_checkpoint(const SafetensorsCheckpoint& checkpoint, const Expect
 }
 
 SpecTensor from_shape(const ExpectedTensor& expected, DType dtype) {
-  return {expected.name, dtype, expected.shape, numel(expected.shape) * element_size(dtype), ""};
+  return {expected.name, dtype, expected.shape, c10::multiply_integers(expected.shape) * element_size(dtype), ""};
 }
 
 // Builds a spec with `make(expected)` giving each expected tensor's entry.
@@ -106,7 +102,7 @@ int64_t ModelSpec::bytes_head() const { return sum_bytes(head); }
 
 int64_t ModelSpec::bytes_total() const {
   int64_t total = 0;
-  for (const TensorSpec& t : tensor_specs()) total += numel(t.shape) * element_size(t.dtype);
+  for (const TensorSpec& t : tensor_specs()) total += c10::multiply_integers(t.shape) * element_size(t.dtype);
   return total;
 }
 

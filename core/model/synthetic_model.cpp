@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/util/accumulate.h>
 
 #include <algorithm>
 #include <chrono>
@@ -123,19 +124,13 @@ inline void normal_pair(uint64_t key, int64_t pair, float* z0, float* z1) {
   *z1 = radius * std::sin(angle);
 }
 
-int64_t numel_of(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (const int64_t d : shape) n *= d;
-  return n;
-}
-
 // Generates one tensor chunk by chunk and writes each chunk at its planned place.
 void write_tensor(CheckpointWriter& writer, const PlannedTensor& plan, const SynthOptions& options,
                   at::Tensor& buffer, Progress& progress, int64_t& written) {
   const std::string& name = plan.spec.name;
   const SynthFill fill = synthetic_fill_of(name);
   const uint64_t key = synthetic_tensor_key(options.seed, name);
-  const int64_t numel = numel_of(plan.spec.shape);
+  const int64_t numel = c10::multiply_integers(plan.spec.shape);
   const int64_t element = element_size(plan.spec.dtype);
   const c10::ScalarType dtype = to_scalar_type(plan.spec.dtype);
   if (numel == 0) writer.write_bytes(name, 0, nullptr, 0);
@@ -203,7 +198,7 @@ std::string synthetic_shape_source(const std::string& name) { return find_shape(
 
 int64_t count_parameters(const ModelConfig& config) {
   int64_t total = 0;
-  for (const TensorSpec& t : ModelSpec::from_config(config, DType::kF32).tensor_specs()) total += numel_of(t.shape);
+  for (const TensorSpec& t : ModelSpec::from_config(config, DType::kF32).tensor_specs()) total += c10::multiply_integers(t.shape);
   return total;
 }
 
@@ -254,8 +249,8 @@ SynthResult write_synthetic_model(const SynthOptions& options) {
 
   SynthResult result;
   for (const TensorSpec& t : specs) {
-    result.n_parameters += numel_of(t.shape);
-    result.n_bytes += numel_of(t.shape) * element_size(t.dtype);
+    result.n_parameters += c10::multiply_integers(t.shape);
+    result.n_bytes += c10::multiply_integers(t.shape) * element_size(t.dtype);
   }
   result.n_files = static_cast<int>(layout.files.size());
   if (options.progress) {

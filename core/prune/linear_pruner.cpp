@@ -3,6 +3,7 @@
 // input (a CalibrationStatistic: its shape, how a batch is added, how the mask is made from it).
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <c10/util/accumulate.h>
 
 #include <cstdint>
 #include <memory>
@@ -51,12 +52,6 @@ const CalibrationStatistic* statistic_of(PruneMethod method) {
     case PruneMethod::kMagnitude: return nullptr;
   }
   return nullptr;
-}
-
-int64_t numel_of(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (const int64_t d : shape) n *= d;
-  return n;
 }
 
 void check_weight(const at::Tensor& weight, int64_t rows, int64_t cols) {
@@ -168,7 +163,7 @@ std::unique_ptr<LinearPruner> make_linear_pruner(const PruneOptions& options, in
 int64_t pruner_statistics_bytes(PruneMethod method, int64_t cols) {
   PIPEPRUNE_CHECK(cols >= 0, Error, "pruner_statistics_bytes: negative column count " << cols);
   const CalibrationStatistic* statistic = statistic_of(method);
-  return statistic == nullptr ? 0 : numel_of(statistic->shape(cols)) * static_cast<int64_t>(sizeof(float));
+  return statistic == nullptr ? 0 : c10::multiply_integers(statistic->shape(cols)) * static_cast<int64_t>(sizeof(float));
 }
 
 }  // namespace pipeprune

@@ -8,9 +8,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <functional>
 
 #include "core/common/error.h"
+#include "support/expect_error.h"
 #include "unit/io/io_test_util.h"
 
 namespace pipeprune {
@@ -23,16 +23,6 @@ using testing::read_bytes;
 
 const fs::path kDemo = fs::path(PIPEPRUNE_SOURCE_DIR) / "examples" / "stories260K";
 const fs::path kSharded = fs::path(PIPEPRUNE_SOURCE_DIR) / "tests" / "fixtures" / "stories260K-bf16-sharded";
-
-// The message of the pipeprune::Error fn throws ("" when it does not).
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 const std::vector<TensorSpec> kSpecs = {{"a", DType::kF32, {4}}, {"b", DType::kBF16, {2, 3}}, {"c", DType::kF32, {0}}};
 
@@ -60,7 +50,7 @@ TEST(CheckpointWriter, ATensorNeverWritten_CommitFailsNamingItAndLeavesNothing) 
     CheckpointWriter writer = CheckpointWriter::create(target, false, plan_layout_by_size(kSpecs, 1 << 20));
     writer.write("a", at::ones({4}));
     writer.write("c", at::zeros({0}));
-    EXPECT_THAT(error_of([&] { writer.commit(); }),
+    EXPECT_THAT(testing::error_message<Error>([&] { writer.commit(); }),
                 HasSubstr("tensor b was never written (1 of 3 planned tensors missing)"));
   }
   EXPECT_FALSE(fs::exists(target));

@@ -13,20 +13,14 @@
 #include "core/common/error.h"
 #include "core/model/model_config.h"
 #include "core/prune/pruner.h"
+#include "support/expect_error.h"
 
 namespace pipeprune {
 namespace {
 
 using ::testing::HasSubstr;
 
-std::string config_error(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
+std::string config_error(const std::function<void()>& fn) { return testing::error_message<ConfigError>(fn); }
 
 PruneOptions options(PruneMethod method, const char* pattern = "unstructured") {
   PruneOptions o;

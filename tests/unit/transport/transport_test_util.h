@@ -13,6 +13,7 @@
 
 #include "core/common/error.h"
 #include "dist/transport/transport.h"
+#include "support/expect_error.h"
 
 namespace pipeprune::testing {
 
@@ -48,21 +49,6 @@ inline at::Tensor pattern(c10::ScalarType dtype, at::IntArrayRef shape, int seed
   at::Tensor values = at::arange(c10::multiply_integers(shape), at::kLong).add(seed * 7).remainder(97);
   if (dtype == at::kBool) return values.remainder(3).eq(0).reshape(shape);
   return values.to(dtype).reshape(shape);
-}
-
-// Runs fn and returns the message of the ErrorType it throws ("" and a test failure otherwise).
-template <typename ErrorType>
-std::string error_message(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const ErrorType& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "did not throw";
-  return "";
 }
 
 }  // namespace pipeprune::testing
