@@ -11,6 +11,7 @@
 #include "core/data/calibration.h"
 #include "core/data/perplexity.h"
 #include "core/data/text_source.h"
+#include "core/io/npy.h"
 #include "core/tokenizer/tokenizer.h"
 #include "dist/agreed_errors.h"
 #include "dist/memory_plan.h"
@@ -48,7 +49,16 @@ EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options) {
       open_stage(transport, StageOptions{options.model_dir, options.device, options.compute_dtype, options.budget_bytes});
   const int64_t seqlen = clamp_seqlen(options.seqlen, context.config.max_position_embeddings);
   const at::Tensor windows = eval_windows(context, options, seqlen);
+  if (!options.save_windows.empty()) {
+    run_on_root(transport, 0, [&] { write_npy(options.save_windows, windows); });
+  }
+  // Every window's logits reach the last rank, in order: accumulated, and kept when asked for.
   PerplexityAccumulator accumulator;
+  std::vector<at::Tensor> kept_logits;
+  const auto on_window = [&](const at::Tensor& logits, const at::Tensor& tokens) {
+    accumulator.add(logits, tokens);
+    if (!options.save_logits.empty()) kept_logits.push_back(logits.to(at::kCPU, at::kFloat));
+  };
   // Layers resident when they fit this rank's budget (windows then flow through the stages one
   // at a time); otherwise streamed from the checkpoint one layer at a time over all windows.
   const MemoryPlan memory = plan_eval_memory(context, windows.size(0), seqlen);
@@ -60,7 +70,7 @@ EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options) {
     for (int64_t w = 0; w < windows.size(0); ++w) {
       const at::Tensor tokens = windows.slice(0, w, w + 1);
       const at::Tensor logits = model.pipeline_forward(tokens, kTagEvaluation);
-      if (context.is_last()) accumulator.add(logits, tokens);
+      if (context.is_last()) on_window(logits, tokens);
       progress.update(w + 1);
     }
   } else {
@@ -68,7 +78,10 @@ EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options) {
     const std::filesystem::path spill_dir =
         options.spill_dir.empty() ? std::filesystem::temp_directory_path() : options.spill_dir;
     StageRunner runner(context, seqlen, faults);
-    evaluate_streamed(runner, windows, memory, spill_dir, accumulator);
+    evaluate_streamed(runner, windows, memory, spill_dir, on_window);
+  }
+  if (!options.save_logits.empty()) {
+    run_on_root(transport, context.world_size() - 1, [&] { write_npy(options.save_logits, at::cat(kept_logits)); });
   }
   // The last rank holds the sums; every rank returns them.
   at::Tensor sums = at::tensor({accumulator.total_nll(), static_cast<double>(accumulator.predictions())}, at::kDouble);

@@ -24,6 +24,11 @@ struct EvalJobOptions {
   c10::ScalarType compute_dtype = c10::ScalarType::Float;
   std::optional<int64_t> budget_bytes;
   std::filesystem::path spill_dir;  // for hidden states beyond the budget; empty: the temp dir
+  // When set: the token windows [n, seqlen] int64 (first rank), and every window's logits
+  // [n, seqlen, vocab] float32 (last rank; held in RAM until the end), as .npy, for comparing
+  // the forward with another implementation.
+  std::filesystem::path save_windows;
+  std::filesystem::path save_logits;
   std::shared_ptr<FaultInjector> faults;  // tests only; null: none
 };
 

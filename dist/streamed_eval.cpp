@@ -34,7 +34,7 @@ class EvalLayerStep final : public LayerStep {
 }  // namespace
 
 void evaluate_streamed(StageRunner& runner, const at::Tensor& windows, const MemoryPlan& memory,
-                       const std::filesystem::path& spill_dir, PerplexityAccumulator& accumulator) {
+                       const std::filesystem::path& spill_dir, const WindowLogits& on_window) {
   c10::InferenceMode inference_guard;
   const StageContext& context = runner.context();
   LayerWalk walk;
@@ -49,8 +49,7 @@ void evaluate_streamed(StageRunner& runner, const at::Tensor& windows, const Mem
   if (!context.is_last()) return;
   const HeadWeights head = to_compute(load_head(context.checkpoint, context.config), context.device, context.compute_dtype);
   for (int64_t w = 0; w < final_outputs->size(); ++w) {
-    accumulator.add(head_forward(head, context.config, final_outputs->get(w).to(context.device)),
-                    windows.slice(0, w, w + 1));
+    on_window(head_forward(head, context.config, final_outputs->get(w).to(context.device)), windows.slice(0, w, w + 1));
   }
 }
 

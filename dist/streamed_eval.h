@@ -13,16 +13,19 @@
 #include <ATen/core/Tensor.h>
 
 #include <filesystem>
+#include <functional>
 
-#include "core/data/perplexity.h"
 #include "dist/memory_plan.h"
 #include "dist/stage_runner.h"
 
 namespace pipeprune {
 
+// What the last rank does with each window's logits [1, seqlen, vocab], in window order.
+using WindowLogits = std::function<void(const at::Tensor& logits, const at::Tensor& tokens)>;
+
 // windows: [n_windows, seqlen] token ids (every rank has them); the runner's rotary tables
 // cover seqlen positions.
 void evaluate_streamed(StageRunner& runner, const at::Tensor& windows, const MemoryPlan& memory,
-                       const std::filesystem::path& spill_dir, PerplexityAccumulator& accumulator);
+                       const std::filesystem::path& spill_dir, const WindowLogits& on_window);
 
 }  // namespace pipeprune

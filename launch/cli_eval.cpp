@@ -18,6 +18,8 @@ struct EvalCli {
   int64_t seqlen = 2048;
   int64_t max_chunks = 0;
   std::string spill_dir;
+  std::string save_logits;
+  std::string save_windows;
 };
 
 int run(const EvalCli& cli) {
@@ -31,6 +33,8 @@ int run(const EvalCli& cli) {
   job.compute_dtype = env.compute_dtype;
   job.budget_bytes = env.budget_bytes;
   job.spill_dir = cli.spill_dir;
+  job.save_logits = cli.save_logits;
+  job.save_windows = cli.save_windows;
   job.faults = fault_injector_from_environment();
   const EvalResult result = run_eval_job(*env.transport, job);
   if (env.transport->rank() == 0) {
@@ -54,6 +58,9 @@ CommandRunner add_eval_command(CLI::App& app) {
   command->add_option("--seqlen", cli->seqlen, "tokens per window (clamped to the model's context)")->capture_default_str();
   command->add_option("--max-chunks", cli->max_chunks, "evaluate at most N windows (0: all)")->capture_default_str();
   command->add_option("--spill-dir", cli->spill_dir, "where hidden states beyond the memory budget spill (default: temp dir)");
+  command->add_option("--save-windows", cli->save_windows, "write the token windows [n, seqlen] as int64 .npy");
+  command->add_option("--save-logits", cli->save_logits,
+                      "write every window's logits [n, seqlen, vocab] as float32 .npy (held in RAM: keep --max-chunks small)");
   add_common_options(*command, cli->common);
   return [cli] { return run(*cli); };
 }

@@ -16,5 +16,6 @@ CommandRunner add_generate_command(CLI::App& app);
 CommandRunner add_plan_command(CLI::App& app);
 CommandRunner add_estimate_command(CLI::App& app);
 CommandRunner add_synth_command(CLI::App& app);
+CommandRunner add_tokenize_command(CLI::App& app);
 
 }  // namespace pipeprune

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   runners["plan"] = pipeprune::add_plan_command(app);
   runners["estimate"] = pipeprune::add_estimate_command(app);
   runners["synth"] = pipeprune::add_synth_command(app);
+  runners["tokenize"] = pipeprune::add_tokenize_command(app);
   try {
     std::vector<std::string> args(argv + 1, argv + argc);
     args = pipeprune::expand_config_file(app, args, {"prune", "eval", "generate"});
