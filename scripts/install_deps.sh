@@ -9,6 +9,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   libhdf5-dev libcli11-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libpcre2-dev libsentencepiece-dev libutf8proc-dev libfmt-dev libbenchmark-dev
+  python3 python3-venv
 )
 
 missing=()

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds pipeprune with its tests, and runs every test (unit and
-# multi-rank MPI tests) with ctest.
+# Installs what is missing, builds pipeprune with its tests, makes the cross-check tests' Python
+# environment, builds the binary against the pip wheel's CUDA LibTorch, and runs every test
+# (unit, multi-rank MPI and cross-check tests) with ctest.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/install_deps.sh"
 bash "$root/scripts/build.sh"
 build_dir="${PIPEPRUNE_BUILD_DIR:-$root/build}"
+# The cross-check tests' Python environment (pinned PyPI packages; the tests skip without it),
+# then the binary built once more against that environment's CUDA LibTorch: a CUDA compile
+# error fails here.
+bash "$root/scripts/xcheck_env.sh" "$build_dir"
+bash "$root/scripts/build_cuda_libtorch.sh" "$build_dir"
 # mpirun refuses root without these; the container has no shared-memory single-copy support.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
