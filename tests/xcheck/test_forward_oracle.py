@@ -1,0 +1,61 @@
+"""The forward oracle: tiny random checkpoints that transformers itself makes and saves
+(from_config + save_pretrained), one per family feature pipeprune supports, and pipeprune's
+eval on them against transformers' logits (1e-4 relative, fp32) and perplexity. This is the
+ground truth the family work is checked against; a forward that drops a norm fails it.
+"""
+
+import shutil
+import unittest
+
+import torch
+from transformers import LlamaConfig, MistralConfig, Qwen2Config
+
+import xcheck_util as x
+
+SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, vocab_size=512, max_position_embeddings=256,
+             bos_token_id=1, eos_token_id=2)
+
+# (name, config, storage dtype, max_shard_size)
+CASES = [
+    ("llama_gqa_llama3_rope", LlamaConfig(**SMALL, num_attention_heads=8, num_key_value_heads=2,
+                                          rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                                        "high_freq_factor": 4.0,
+                                                        "original_max_position_embeddings": 32}),
+     torch.float32, None),
+    ("llama_tied_bf16", LlamaConfig(**SMALL, num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True),
+     torch.bfloat16, None),
+    ("llama_linear_rope_head_dim_32_sharded", LlamaConfig(**SMALL, num_attention_heads=4, num_key_value_heads=2,
+                                                          head_dim=32, rope_scaling={"rope_type": "linear",
+                                                                                     "factor": 2.0}),
+     torch.float32, "40KB"),
+    ("mistral_sliding_window_16", MistralConfig(**SMALL, num_attention_heads=8, num_key_value_heads=4,
+                                                sliding_window=16), torch.float32, None),
+    ("qwen2_bias_tied", Qwen2Config(**SMALL, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                                    use_sliding_window=False), torch.float32, None),
+]
+
+
+class ForwardOracle(unittest.TestCase):
+    def test_eval_equals_transformers_on_its_own_checkpoints(self):
+        for name, config, dtype, shard in CASES:
+            with self.subTest(name):
+                path = x.save_tiny_model(config, x.temp_dir(name), dtype=dtype, max_shard_size=shard)
+                model, info = x.hf_model(path)
+                self.assertFalse(info["missing_keys"])
+                windows, ours, nll = x.eval_forward(path, seqlen=64, chunks=4)
+                theirs = x.hf_logits(model, windows)
+                difference = x.relative_difference(ours, theirs)
+                print(f"{name}: logits differ by {difference:.2e} of their largest")
+                self.assertLess(difference, 1e-4)
+                self.assertAlmostEqual(nll / x.nll_of(theirs, windows), 1.0, delta=1e-5)
+                if getattr(config, "sliding_window", None):
+                    # The window must matter at this length, or the case would prove nothing.
+                    from transformers import AutoModelForCausalLM
+
+                    unwindowed = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, sliding_window=None)
+                    self.assertGreater(x.relative_difference(x.hf_logits(unwindowed.eval(), windows), theirs), 1e-3)
+                shutil.rmtree(path)
+
+
+if __name__ == "__main__":
+    unittest.main()
