@@ -24,8 +24,9 @@ ShardLayout plan_layout_of(const SafetensorsCheckpoint& input, std::optional<int
     const TensorInfo& info = input.info(name);
     specs.push_back(TensorSpec{name, info.dtype, info.shape});
   }
-  if (max_shard_bytes) return plan_layout_by_size(specs, *max_shard_bytes);
-  return plan_layout_like(specs, input.weight_map(), input.file_names());
+  // The input's own metadata entries (aliases of tied tensors) stay with the output.
+  if (max_shard_bytes) return plan_layout_by_size(specs, *max_shard_bytes, input.metadata());
+  return plan_layout_like(specs, input.weight_map(), input.file_names(), input.metadata());
 }
 
 bool is_weight_file(const std::string& name) {

@@ -31,8 +31,9 @@
 
 namespace pipeprune {
 
-// The layout of an output holding every tensor of `input` with the same names, dtypes and
-// shapes: in the input's files (same names, same members), or re-sharded by size.
+// The layout of an output holding every tensor of `input` with the same names, dtypes, shapes
+// and __metadata__ entries (aliases): in the input's files (same names, same members), or
+// re-sharded by size.
 ShardLayout plan_layout_of(const SafetensorsCheckpoint& input, std::optional<int64_t> max_shard_bytes);
 
 // Whether a file of a checkpoint folder holds weights (safetensors, PyTorch, TensorFlow, Flax,

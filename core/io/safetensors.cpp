@@ -233,6 +233,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::filesystem::path& m
   if (std::filesystem::exists(single)) {
     out.files_.push_back(SafetensorsFile::open(single));
     for (TensorInfo info : out.files_[0]->tensors()) out.tensors_.emplace(info.name, std::move(info));
+    out.collect_aliases();
     return out;
   }
   PIPEPRUNE_CHECK(std::filesystem::exists(index_path), IoError,
@@ -273,20 +274,38 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::filesystem::path& m
     PIPEPRUNE_CHECK(out.tensors_.count(name) != 0, FormatError,
                     idx << ": tensor " << name << " is assigned to " << shard << ", which does not hold it");
   }
+  out.collect_aliases();
   return out;
 }
 
-bool SafetensorsCheckpoint::has(const std::string& name) const { return tensors_.count(name) != 0; }
+void SafetensorsCheckpoint::collect_aliases() {
+  for (const auto& file : files_) {
+    for (const auto& [key, value] : file->metadata()) {
+      if (key == "format") continue;
+      metadata_.emplace(key, value);
+      // safetensors.torch.save_model stores a shared tensor once and records each other name
+      // of it as "other name": "stored name" (transformers loads such files).
+      if (tensors_.count(key) == 0 && tensors_.count(value) != 0) aliases_.emplace(key, value);
+    }
+  }
+}
+
+const std::string& SafetensorsCheckpoint::stored_name(const std::string& name) const {
+  const auto alias = aliases_.find(name);
+  return alias == aliases_.end() ? name : alias->second;
+}
+
+bool SafetensorsCheckpoint::has(const std::string& name) const { return tensors_.count(stored_name(name)) != 0; }
 
 const TensorInfo& SafetensorsCheckpoint::info(const std::string& name) const {
-  const auto it = tensors_.find(name);
+  const auto it = tensors_.find(stored_name(name));
   PIPEPRUNE_CHECK(it != tensors_.end(), FormatError,
                   dir_.string() << ": checkpoint has no tensor " << name);
   return it->second;
 }
 
 std::optional<TensorInfo> SafetensorsCheckpoint::find(const std::string& name) const {
-  const auto it = tensors_.find(name);
+  const auto it = tensors_.find(stored_name(name));
   if (it == tensors_.end()) return std::nullopt;
   return it->second;
 }

@@ -78,12 +78,21 @@ class SafetensorsCheckpoint {
  public:
   static SafetensorsCheckpoint open(const std::filesystem::path& model_dir);
 
+  // Lookups by name accept the stored names and their aliases (below); the TensorInfo returned
+  // always carries the stored name.
   bool has(const std::string& name) const;
   // FormatError naming the folder when absent.
   const TensorInfo& info(const std::string& name) const;
   std::optional<TensorInfo> find(const std::string& name) const;
-  // All tensor names, sorted.
+  // All stored tensor names, sorted (aliases are not listed).
   std::vector<std::string> names() const;
+  // Other names of stored tensors, from the files' __metadata__: safetensors.torch.save_model
+  // stores a shared tensor (tied embeddings) once and records the other name as
+  // {"model.embed_tokens.weight": "lm_head.weight"}. Alias -> stored name.
+  const std::map<std::string, std::string>& aliases() const { return aliases_; }
+  // Every __metadata__ entry of the files except "format" (aliases included), for an output
+  // that keeps them.
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
   // Copies the tensor's bytes into a new contiguous CPU tensor of its stored dtype.
   at::Tensor load(const std::string& name) const;
   // Shard file names in order (e.g. "model-00001-of-00002.safetensors"); one entry if unsharded.
@@ -98,8 +107,13 @@ class SafetensorsCheckpoint {
  private:
   std::filesystem::path dir_;
   bool sharded_ = false;
+  void collect_aliases();
+  const std::string& stored_name(const std::string& name) const;
+
   std::vector<std::shared_ptr<const SafetensorsFile>> files_;
   std::map<std::string, TensorInfo> tensors_;
+  std::map<std::string, std::string> aliases_;
+  std::map<std::string, std::string> metadata_;
 };
 
 }  // namespace pipeprune

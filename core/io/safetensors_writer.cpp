@@ -50,8 +50,8 @@ std::string shard_name(size_t index, size_t count) {
 }
 
 // Lays out one file: data order, offsets, and the padded header with its length prefix.
-void layout_file(const std::vector<const TensorSpec*>& members, int file_index, PlannedFile& file,
-                 std::map<std::string, PlannedTensor>& planned) {
+void layout_file(const std::vector<const TensorSpec*>& members, int file_index, const FileMetadata& metadata,
+                 PlannedFile& file, std::map<std::string, PlannedTensor>& planned) {
   std::vector<const TensorSpec*> order = members;
   std::sort(order.begin(), order.end(), [](const TensorSpec* a, const TensorSpec* b) {
     const int ra = dtype_rank(a->dtype);
@@ -61,6 +61,9 @@ void layout_file(const std::vector<const TensorSpec*>& members, int file_index, 
   // ordered_json keeps insertion order: the safetensors library's key order, not sorted keys.
   nlohmann::ordered_json header;
   header["__metadata__"] = {{"format", "pt"}};
+  for (const auto& [key, value] : metadata) {
+    if (key != "format") header["__metadata__"][key] = value;
+  }
   int64_t offset = 0;
   std::vector<std::pair<std::string, int64_t>> begins;
   for (const TensorSpec* spec : order) {
@@ -87,7 +90,7 @@ void layout_file(const std::vector<const TensorSpec*>& members, int file_index, 
 
 // Builds the layout from an assignment of each tensor (in `tensors` order) to a file.
 ShardLayout build_layout(const std::vector<TensorSpec>& tensors, const std::vector<int>& file_of,
-                         const std::vector<std::string>& file_names) {
+                         const std::vector<std::string>& file_names, const FileMetadata& metadata) {
   ShardLayout layout;
   std::set<std::string> seen;
   std::vector<std::vector<const TensorSpec*>> members(file_names.size());
@@ -99,7 +102,7 @@ ShardLayout build_layout(const std::vector<TensorSpec>& tensors, const std::vect
   layout.files.resize(file_names.size());
   for (size_t f = 0; f < file_names.size(); ++f) {
     layout.files[f].name = file_names[f];
-    layout_file(members[f], static_cast<int>(f), layout.files[f], layout.tensors);
+    layout_file(members[f], static_cast<int>(f), metadata, layout.files[f], layout.tensors);
   }
   layout.write_index = layout.files.size() > 1 || layout.files[0].name != kSafetensorsSingleFile;
   return layout;
@@ -119,7 +122,8 @@ std::string ShardLayout::index_json() const {
   return index.dump(2, ' ', /*ensure_ascii=*/true) + "\n";
 }
 
-ShardLayout plan_layout_by_size(const std::vector<TensorSpec>& tensors, int64_t max_shard_bytes) {
+ShardLayout plan_layout_by_size(const std::vector<TensorSpec>& tensors, int64_t max_shard_bytes,
+                                const FileMetadata& metadata) {
   PIPEPRUNE_CHECK(max_shard_bytes > 0, ConfigError,
                   "maximum shard size must be positive (got " << max_shard_bytes << " bytes)");
   std::vector<int> file_of;
@@ -141,12 +145,12 @@ ShardLayout plan_layout_by_size(const std::vector<TensorSpec>& tensors, int64_t 
   for (int f = 0; f < files; ++f) {
     names.push_back(files == 1 ? kSafetensorsSingleFile : shard_name(static_cast<size_t>(f), static_cast<size_t>(files)));
   }
-  return build_layout(tensors, file_of, names);
+  return build_layout(tensors, file_of, names, metadata);
 }
 
 ShardLayout plan_layout_like(const std::vector<TensorSpec>& tensors,
                              const std::map<std::string, std::string>& file_of,
-                             const std::vector<std::string>& file_order) {
+                             const std::vector<std::string>& file_order, const FileMetadata& metadata) {
   PIPEPRUNE_CHECK(!file_order.empty(), FormatError, "the layout to copy lists no files");
   std::map<std::string, int> position;
   for (size_t i = 0; i < file_order.size(); ++i) {
@@ -164,7 +168,7 @@ ShardLayout plan_layout_like(const std::vector<TensorSpec>& tensors,
                               << ", which is not among the files of the layout to copy");
     assignment.push_back(index->second);
   }
-  return build_layout(tensors, assignment, file_order);
+  return build_layout(tensors, assignment, file_order, metadata);
 }
 
 // ------------------------------------------------------------------------------------------------

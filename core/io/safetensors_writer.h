@@ -62,18 +62,23 @@ struct ShardLayout {
   std::string index_json() const;
 };
 
+// __metadata__ entries written into every file after {"format": "pt"} (an input's aliases,
+// safetensors.h), in key order.
+using FileMetadata = std::map<std::string, std::string>;
+
 // Both planners throw FormatError on duplicate names, negative dims or byte counts that
 // overflow, and ConfigError on a non-positive max_shard_bytes.
 //
 // Plans files so that each holds at most `max_shard_bytes` of tensor data (a single tensor
 // larger than that gets a file of its own), in the given tensor order, named as Hugging Face
 // names them. One file is named "model.safetensors" and no index is written.
-ShardLayout plan_layout_by_size(const std::vector<TensorSpec>& tensors, int64_t max_shard_bytes);
+ShardLayout plan_layout_by_size(const std::vector<TensorSpec>& tensors, int64_t max_shard_bytes,
+                                const FileMetadata& metadata = {});
 // Plans the same assignment of tensors to files as an existing checkpoint (file names kept).
 // `file_of` maps tensor name -> file name; `file_order` lists the file names in order.
 ShardLayout plan_layout_like(const std::vector<TensorSpec>& tensors,
                              const std::map<std::string, std::string>& file_of,
-                             const std::vector<std::string>& file_order);
+                             const std::vector<std::string>& file_order, const FileMetadata& metadata = {});
 
 // Writes tensors into the planned files inside `dir`.
 // create_files() makes every file at full size with its header (one rank does this);

@@ -53,6 +53,10 @@ struct ExpectedTensor {
 std::vector<ExpectedTensor> expected_layer_tensors(const ModelConfig& config, int64_t layer);
 // model.embed_tokens.weight.
 ExpectedTensor expected_embedding_tensor(const ModelConfig& config);
+// The name the embedding table is stored under in this checkpoint: model.embed_tokens.weight
+// (directly or as a metadata alias), or, for tied embeddings stored only under the head's name
+// (as safetensors.torch.save_model and some exporters leave them), lm_head.weight.
+std::string embedding_tensor_name(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config);
 // model.norm.weight, then lm_head.weight unless the embeddings are tied.
 std::vector<ExpectedTensor> expected_head_tensors(const ModelConfig& config);
 

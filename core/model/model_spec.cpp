@@ -57,7 +57,11 @@ ModelSpec ModelSpec::open(const std::filesystem::path& model_dir) {
   const ModelConfig config = ModelConfig::from_file(model_dir / "config.json");
   const SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint::open(model_dir);
   const std::vector<std::string> files = checkpoint.file_names();
-  ModelSpec spec = build(config, [&](const ExpectedTensor& e) { return from_checkpoint(checkpoint, e, files); });
+  const std::string embedding_name = embedding_tensor_name(checkpoint, config);
+  ModelSpec spec = build(config, [&](ExpectedTensor e) {
+    if (e.name == kEmbedTokensName) e.name = embedding_name;
+    return from_checkpoint(checkpoint, e, files);
+  });
   spec.model_dir = model_dir;
   spec.file_names = files;
 

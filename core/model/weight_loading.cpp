@@ -55,16 +55,22 @@ DecoderLayerWeights load_decoder_layer(const SafetensorsCheckpoint& checkpoint,
   return weights;
 }
 
+std::string embedding_tensor_name(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config) {
+  if (config.tie_word_embeddings && !checkpoint.has(kEmbedTokensName) && checkpoint.has(kLmHeadName)) return kLmHeadName;
+  return kEmbedTokensName;
+}
+
 EmbeddingWeights load_embedding(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config) {
-  return {load_checked(checkpoint, expected_embedding_tensor(config))};
+  ExpectedTensor expected = expected_embedding_tensor(config);
+  expected.name = embedding_tensor_name(checkpoint, config);
+  return {load_checked(checkpoint, expected)};
 }
 
 HeadWeights load_head(const SafetensorsCheckpoint& checkpoint, const ModelConfig& config) {
   HeadWeights head;
   head.norm = load_checked(checkpoint, {kFinalNormName, {config.hidden_size}});
-  const ExpectedTensor lm_head = config.tie_word_embeddings
-                                     ? expected_embedding_tensor(config)
-                                     : ExpectedTensor{kLmHeadName, {config.vocab_size, config.hidden_size}};
+  ExpectedTensor lm_head{kLmHeadName, {config.vocab_size, config.hidden_size}};
+  if (config.tie_word_embeddings) lm_head.name = embedding_tensor_name(checkpoint, config);
   head.lm_head = load_checked(checkpoint, lm_head);
   return head;
 }

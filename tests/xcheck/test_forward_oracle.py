@@ -15,8 +15,11 @@ import xcheck_util as x
 SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, vocab_size=512, max_position_embeddings=256,
              bos_token_id=1, eos_token_id=2)
 
-# (name, config, storage dtype, max_shard_size)
+# (name, config, storage dtype, max_shard_size[, saver])
 CASES = [
+    ("llama_tied_saved_by_safetensors_save_model", LlamaConfig(**SMALL, num_attention_heads=4, num_key_value_heads=2,
+                                                              tie_word_embeddings=True),
+     torch.float32, None, "save_model"),
     ("llama_gqa_llama3_rope", LlamaConfig(**SMALL, num_attention_heads=8, num_key_value_heads=2,
                                           rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                                         "high_freq_factor": 4.0,
@@ -37,9 +40,10 @@ CASES = [
 
 class ForwardOracle(unittest.TestCase):
     def test_eval_equals_transformers_on_its_own_checkpoints(self):
-        for name, config, dtype, shard in CASES:
+        for name, config, dtype, shard, *saver in CASES:
             with self.subTest(name):
-                path = x.save_tiny_model(config, x.temp_dir(name), dtype=dtype, max_shard_size=shard)
+                path = x.save_tiny_model(config, x.temp_dir(name), dtype=dtype, max_shard_size=shard,
+                                         saver=saver[0] if saver else "save_pretrained")
                 model, info = x.hf_model(path)
                 self.assertFalse(info["missing_keys"])
                 windows, ours, nll = x.eval_forward(path, seqlen=64, chunks=4)

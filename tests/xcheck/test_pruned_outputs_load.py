@@ -20,6 +20,16 @@ import xcheck_util as x
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
+def tied_llama_saved_by_save_model():
+    """Tied embeddings stored once, as lm_head.weight, with the alias in the metadata."""
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=512, max_position_embeddings=256, tie_word_embeddings=True,
+                         bos_token_id=1, eos_token_id=2)
+    return x.save_tiny_model(config, x.temp_dir("alias_input"), seed=4, saver="save_model")
+
+
 def qwen2_model():
     config = Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
                          num_key_value_heads=2, vocab_size=512, max_position_embeddings=256, tie_word_embeddings=True,
@@ -28,11 +38,13 @@ def qwen2_model():
 
 
 def safetensors_tensors(folder):
-    """Every tensor of every .safetensors file of the folder, read by the safetensors library."""
-    tensors = {}
+    """Every tensor of every .safetensors file of the folder, and the files' metadata, read by
+    the safetensors library."""
+    tensors, metadata = {}, {}
     for path in sorted(glob.glob(os.path.join(folder, "*.safetensors"))):
         with safe_open(path, "pt") as f:
-            assert f.metadata() == {"format": "pt"}, f"{path}: metadata {f.metadata()}"
+            assert f.metadata().get("format") == "pt", f"{path}: metadata {f.metadata()}"
+            metadata.update(f.metadata())
             for name in f.keys():
                 tensors[name] = f.get_tensor(name)
     index = os.path.join(folder, "model.safetensors.index.json")
@@ -40,13 +52,15 @@ def safetensors_tensors(folder):
         with open(index) as f:
             weight_map = json.load(f)["weight_map"]
         assert set(weight_map) == set(tensors), "the index must list exactly the stored tensors"
-    return tensors
+    return tensors, metadata
 
 
 class PrunedOutputsLoad(unittest.TestCase):
     def check_output(self, source, output, method, pattern):
-        stored = safetensors_tensors(output)
-        self.assertEqual(set(stored), set(safetensors_tensors(source)))
+        stored, metadata = safetensors_tensors(output)
+        source_tensors, source_metadata = safetensors_tensors(source)
+        self.assertEqual(set(stored), set(source_tensors), "the output keeps the input's tensor names")
+        self.assertEqual(metadata, source_metadata, "and its metadata (aliases of tied tensors)")
         for name, tensor in stored.items():
             if not name.endswith(tuple(f"{linear}.weight" for linear in LINEARS)):
                 continue
@@ -70,9 +84,11 @@ class PrunedOutputsLoad(unittest.TestCase):
 
     def test_every_method_and_pattern_loads_in_transformers_with_the_same_forward(self):
         qwen2 = qwen2_model()
+        alias = tied_llama_saved_by_save_model()
         cases = [(x.DEMO_MODEL, method, pattern, 1) for method in ("magnitude", "wanda", "sparsegpt")
                  for pattern in ("unstructured", "2:4")]
         cases += [(x.BF16_SHARDED, "sparsegpt", "unstructured", 1), (qwen2, "wanda", "2:4", 1),
+                  (alias, "sparsegpt", "2:4", 1), (alias, "wanda", "unstructured", 2),
                   (x.DEMO_MODEL, "sparsegpt", "2:4", 2), (qwen2, "sparsegpt", "unstructured", 2)]
         for source, method, pattern, world in cases:
             with self.subTest(source=os.path.basename(source), method=method, pattern=pattern, world=world):
@@ -83,6 +99,7 @@ class PrunedOutputsLoad(unittest.TestCase):
                 self.check_output(source, output, method, pattern)
                 shutil.rmtree(os.path.dirname(output))
         shutil.rmtree(qwen2)
+        shutil.rmtree(alias)
 
 
 if __name__ == "__main__":

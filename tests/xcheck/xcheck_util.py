@@ -78,9 +78,11 @@ def relative_difference(ours, theirs):
     return ((ours - theirs).abs().max() / theirs.abs().max()).item()
 
 
-def save_tiny_model(config, path, dtype=torch.float32, seed=0, max_shard_size=None):
-    """A transformers model from `config` with seeded random weights, saved by save_pretrained
-    (safetensors) with the demo model's tokenizer beside it."""
+def save_tiny_model(config, path, dtype=torch.float32, seed=0, max_shard_size=None, saver="save_pretrained"):
+    """A transformers model from `config` with seeded random weights, with the demo model's
+    tokenizer beside it, saved by transformers' save_pretrained or (saver="save_model") by
+    safetensors.torch.save_model, which stores a tied tensor once and records its other name in
+    the header's __metadata__."""
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
@@ -92,8 +94,15 @@ def save_tiny_model(config, path, dtype=torch.float32, seed=0, max_shard_size=No
             if "norm" in name:
                 parameter.uniform_(0.5, 1.5)
     model = model.to(dtype)
-    kwargs = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
-    model.save_pretrained(path, **kwargs)
+    if saver == "save_model":
+        from safetensors.torch import save_model
+
+        os.makedirs(path, exist_ok=True)
+        save_model(model, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+        model.config.save_pretrained(path)
+    else:
+        kwargs = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
+        model.save_pretrained(path, **kwargs)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(os.path.join(DEMO_MODEL, name), os.path.join(path, name))
     return path
