@@ -24,9 +24,25 @@ ShardLayout plan_layout_of(const SafetensorsCheckpoint& input, std::optional<int
     const TensorInfo& info = input.info(name);
     specs.push_back(TensorSpec{name, info.dtype, info.shape});
   }
+  if (input.pytorch_bin()) {
+    // pipeprune writes no pickles: the output of a .bin input is safetensors (which transformers
+    // also prefers), and copy_side_files() does not copy the input's .bin files or their index.
+    log::info("input is pytorch_model.bin; the output is written as safetensors");
+  }
   // The input's own metadata entries (aliases of tied tensors) stay with the output.
   if (max_shard_bytes) return plan_layout_by_size(specs, *max_shard_bytes, input.metadata());
-  return plan_layout_like(specs, input.weight_map(), input.file_names(), input.metadata());
+  std::vector<std::string> files = input.file_names();
+  std::map<std::string, std::string> file_of = input.weight_map();
+  if (input.pytorch_bin()) {
+    // The same grouping of tensors into files, under the names save_pretrained gives safetensors.
+    std::map<std::string, std::string> renamed;
+    for (size_t i = 0; i < files.size(); ++i) {
+      renamed[files[i]] = input.sharded() ? shard_name(i, files.size()) : kSafetensorsSingleFile;
+      files[i] = renamed[files[i]];
+    }
+    for (auto& entry : file_of) entry.second = renamed.at(entry.second);
+  }
+  return plan_layout_like(specs, file_of, files, input.metadata());
 }
 
 bool is_weight_file(const std::string& name) {

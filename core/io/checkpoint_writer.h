@@ -33,7 +33,11 @@ namespace pipeprune {
 
 // The layout of an output holding every tensor of `input` with the same names, dtypes, shapes
 // and __metadata__ entries (aliases): in the input's files (same names, same members), or
-// re-sharded by size.
+// re-sharded by size. A pytorch_model*.bin input (input.pytorch_bin()) keeps its grouping of
+// tensors into files, but as safetensors: "model.safetensors" for one .bin file, else
+// "model-0000N-of-0000M.safetensors" and an index; every stored name is written, so two names
+// tied to one storage become two tensors with the same bytes, as for a safetensors input that
+// holds both. Logs (INFO) that the output format differs from the input's.
 ShardLayout plan_layout_of(const SafetensorsCheckpoint& input, std::optional<int64_t> max_shard_bytes);
 
 // Whether a file of a checkpoint folder holds weights (safetensors, PyTorch, TensorFlow, Flax,

@@ -17,6 +17,7 @@
 #include "core/common/error.h"
 #include "core/common/files.h"
 #include "core/common/shape_text.h"
+#include "core/io/torch_archive.h"
 
 namespace pipeprune {
 namespace {
@@ -136,7 +137,7 @@ void advise(const uint8_t* begin, int64_t n_bytes, int advice) {
 
 }  // namespace
 
-std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::filesystem::path& path) {
+std::shared_ptr<SafetensorsFile> SafetensorsFile::map_file(const std::filesystem::path& path, int64_t min_size) {
   const std::string file = path.string();
   std::shared_ptr<SafetensorsFile> out(new SafetensorsFile());
   out->path_ = path;
@@ -146,13 +147,29 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::filesyst
   PIPEPRUNE_CHECK(fstat(fd.get(), &st) == 0, IoError, file << ": cannot stat (" << std::strerror(errno) << ")");
   PIPEPRUNE_CHECK(S_ISREG(st.st_mode), IoError, file << ": not a regular file");
   out->size_ = static_cast<int64_t>(st.st_size);
-  PIPEPRUNE_CHECK(out->size_ >= 8, FormatError,
-                  file << ": " << out->size_ << " bytes is too short for a safetensors file (no 8-byte "
-                       << "header length); the file is empty or truncated");
+  PIPEPRUNE_CHECK(out->size_ >= min_size && out->size_ > 0, FormatError,
+                  file << ": " << out->size_ << " bytes is too short for a "
+                       << (min_size >= 8 ? "safetensors file (no 8-byte header length)" : "checkpoint")
+                       << "; the file is empty or truncated");
   void* base = mmap(nullptr, static_cast<size_t>(out->size_), PROT_READ, MAP_PRIVATE, fd.get(), 0);
   PIPEPRUNE_CHECK(base != MAP_FAILED, IoError,
                   file << ": cannot mmap " << out->size_ << " bytes (" << std::strerror(errno) << ")");
   out->base_ = static_cast<const uint8_t*>(base);
+  return out;
+}
+
+std::shared_ptr<const SafetensorsFile> SafetensorsFile::open_pytorch_bin(const std::filesystem::path& path) {
+  std::shared_ptr<SafetensorsFile> out = map_file(path, 1);
+  out->pytorch_bin_ = true;
+  // No overlap check here: tensors sharing a storage (tied embeddings, views) overlap by
+  // design, and distinct storages are distinct zip records.
+  out->tensors_ = read_torch_archive(path.string(), out->base_, out->size_);
+  return out;
+}
+
+std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  std::shared_ptr<SafetensorsFile> out = map_file(path, 8);
 
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | out->base_[i];
@@ -228,19 +245,36 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::filesystem::path& m
   const std::string dir = model_dir.string();
   PIPEPRUNE_CHECK(std::filesystem::is_directory(model_dir), IoError,
                   dir << ": not a folder (give the model folder that holds the *.safetensors files)");
-  const std::filesystem::path single = model_dir / kSafetensorsSingleFile;
-  const std::filesystem::path index_path = model_dir / kSafetensorsIndexFile;
-  if (std::filesystem::exists(single)) {
-    out.files_.push_back(SafetensorsFile::open(single));
-    for (TensorInfo info : out.files_[0]->tensors()) out.tensors_.emplace(info.name, std::move(info));
-    out.collect_aliases();
-    return out;
+  // transformers' order of preference: safetensors first, a single file before an index.
+  struct Layout {
+    const char* single;
+    const char* index;
+    FileOpener open_file;
+    bool pytorch_bin;
+  };
+  for (const Layout& layout : {Layout{kSafetensorsSingleFile, kSafetensorsIndexFile, &SafetensorsFile::open, false},
+                               Layout{kPytorchBinSingleFile, kPytorchBinIndexFile, &SafetensorsFile::open_pytorch_bin, true}}) {
+    out.pytorch_bin_ = layout.pytorch_bin;
+    if (std::filesystem::exists(model_dir / layout.single)) {
+      out.files_.push_back(layout.open_file(model_dir / layout.single));
+      for (TensorInfo info : out.files_[0]->tensors()) out.tensors_.emplace(info.name, std::move(info));
+      out.collect_aliases();
+      return out;
+    }
+    if (std::filesystem::exists(model_dir / layout.index)) {
+      out.open_index(model_dir / layout.index, layout.open_file);
+      return out;
+    }
   }
-  PIPEPRUNE_CHECK(std::filesystem::exists(index_path), IoError,
-                  dir << ": no " << kSafetensorsSingleFile << " or " << kSafetensorsIndexFile);
-  out.sharded_ = true;
+  PIPEPRUNE_FAIL(IoError, dir << ": no " << kSafetensorsSingleFile << " or " << kSafetensorsIndexFile << " (nor "
+                              << kPytorchBinSingleFile << " or " << kPytorchBinIndexFile << ")");
+}
+
+void SafetensorsCheckpoint::open_index(const std::filesystem::path& index_path, FileOpener open_file) {
+  sharded_ = true;
   const json index = read_json_file(index_path);
   const std::string idx = index_path.string();
+  const std::string index_name = index_path.filename().string();
   PIPEPRUNE_CHECK(index.is_object() && index.contains("weight_map") && index["weight_map"].is_object(),
                   FormatError, idx << ": no \"weight_map\" object (expected {\"weight_map\": {tensor: file}})");
   std::map<std::string, std::string> file_of;
@@ -253,29 +287,28 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::filesystem::path& m
     shards.insert(file.get<std::string>());
   }
   for (const std::string& shard : shards) {
-    const std::filesystem::path path = model_dir / shard;
+    const std::filesystem::path path = dir_ / shard;
     PIPEPRUNE_CHECK(std::filesystem::exists(path), IoError,
-                    path.string() << ": shard named in " << kSafetensorsIndexFile << " does not exist");
-    const int file_index = static_cast<int>(out.files_.size());
-    out.files_.push_back(SafetensorsFile::open(path));
-    for (TensorInfo info : out.files_.back()->tensors()) {
+                    path.string() << ": shard named in " << index_name << " does not exist");
+    const int file_index = static_cast<int>(files_.size());
+    files_.push_back(open_file(path));
+    for (TensorInfo info : files_.back()->tensors()) {
       const auto it = file_of.find(info.name);
       PIPEPRUNE_CHECK(it != file_of.end(), FormatError,
-                      path.string() << ": tensor " << info.name << " is not listed in " << kSafetensorsIndexFile
+                      path.string() << ": tensor " << info.name << " is not listed in " << index_name
                                     << "; the index and the shards do not match");
       PIPEPRUNE_CHECK(it->second == shard, FormatError,
-                      path.string() << ": tensor " << info.name << " is stored here but " << kSafetensorsIndexFile
+                      path.string() << ": tensor " << info.name << " is stored here but " << index_name
                                     << " assigns it to " << it->second);
       info.file_index = file_index;
-      out.tensors_.emplace(info.name, std::move(info));
+      tensors_.emplace(info.name, std::move(info));
     }
   }
   for (const auto& [name, shard] : file_of) {
-    PIPEPRUNE_CHECK(out.tensors_.count(name) != 0, FormatError,
+    PIPEPRUNE_CHECK(tensors_.count(name) != 0, FormatError,
                     idx << ": tensor " << name << " is assigned to " << shard << ", which does not hold it");
   }
-  out.collect_aliases();
-  return out;
+  collect_aliases();
 }
 
 void SafetensorsCheckpoint::collect_aliases() {

@@ -43,12 +43,6 @@ int64_t spec_bytes(const TensorSpec& spec) {
   return bytes;
 }
 
-std::string shard_name(size_t index, size_t count) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), "model-%05zu-of-%05zu.safetensors", index + 1, count);
-  return buffer;
-}
-
 // Lays out one file: data order, offsets, and the padded header with its length prefix.
 void layout_file(const std::vector<const TensorSpec*>& members, int file_index, const FileMetadata& metadata,
                  PlannedFile& file, std::map<std::string, PlannedTensor>& planned) {
@@ -109,6 +103,12 @@ ShardLayout build_layout(const std::vector<TensorSpec>& tensors, const std::vect
 }
 
 }  // namespace
+
+std::string shard_name(size_t index, size_t count) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "model-%05zu-of-%05zu.safetensors", index + 1, count);
+  return buffer;
+}
 
 std::string ShardLayout::index_json() const {
   int64_t total = 0;

@@ -66,6 +66,9 @@ struct ShardLayout {
 // safetensors.h), in key order.
 using FileMetadata = std::map<std::string, std::string>;
 
+// "model-00002-of-00005.safetensors" for index 1 of 5: Hugging Face's name of a shard.
+std::string shard_name(size_t index, size_t count);
+
 // Both planners throw FormatError on duplicate names, negative dims or byte counts that
 // overflow, and ConfigError on a non-positive max_shard_bytes.
 //

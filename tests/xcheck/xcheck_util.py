@@ -111,3 +111,30 @@ def save_tiny_model(config, path, dtype=torch.float32, seed=0, max_shard_size=No
 def read_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+def save_as_pytorch_bin(model_dir, path, max_shard_size=None):
+    """The checkpoint at `model_dir` re-saved as transformers 4 saved it with
+    save_pretrained(safe_serialization=False) (transformers 5 no longer writes .bin):
+    model.state_dict() through torch.save, tied tensors kept as two names on one storage,
+    sharded by huggingface_hub into pytorch_model-0000N-of-0000M.bin with
+    pytorch_model.bin.index.json; config and tokenizer files copied."""
+    from huggingface_hub import split_torch_state_dict_into_shards
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto")
+    state_dict = model.state_dict()
+    split = split_torch_state_dict_into_shards(state_dict, filename_pattern="pytorch_model{suffix}.bin",
+                                               max_shard_size=max_shard_size or "50GB")
+    os.makedirs(path, exist_ok=True)
+    for file_name, names in split.filename_to_tensors.items():
+        torch.save({name: state_dict[name].contiguous() for name in names}, os.path.join(path, file_name))
+    if split.is_sharded:
+        index = {"metadata": split.metadata, "weight_map": split.tensor_to_filename}
+        with open(os.path.join(path, "pytorch_model.bin.index.json"), "w") as f:
+            json.dump(index, f, indent=2, sort_keys=True)
+            f.write("\n")
+    for name in os.listdir(model_dir):
+        if name.endswith(".json") and not name.startswith("model.safetensors"):
+            shutil.copy(os.path.join(model_dir, name), os.path.join(path, name))
+    return path
