@@ -57,6 +57,9 @@ GenerateResult run_generate_job(Transport& transport, const GenerateJobOptions& 
   std::vector<LayerKVCache> caches = model.make_caches();
   SeededRandom random(options.seed);
   StreamingDecoder stream(*tokenizer);
+  // The prompt goes through the decoder first, unprinted: decoders keep or strip a leading space
+  // by position (SentencePiece's "\u2581", the Strip step), so the continuation is decoded after it.
+  stream.push_context(result.token_ids);
   const std::vector<int64_t>& eos = tokenizer->eos_ids();
   at::Tensor step_tokens = at::tensor(result.token_ids, at::kLong).unsqueeze(0);
   while (static_cast<int64_t>(result.token_ids.size()) < total) {
@@ -75,8 +78,10 @@ GenerateResult run_generate_job(Transport& transport, const GenerateJobOptions& 
   }
   const std::string rest = stream.flush();
   if (context.is_first() && options.on_text && !rest.empty()) options.on_text(rest);
+  const std::vector<int64_t> prompt(result.token_ids.begin(), result.token_ids.begin() + result.n_prompt_tokens);
   const std::vector<int64_t> generated(result.token_ids.begin() + result.n_prompt_tokens, result.token_ids.end());
-  result.text = tokenizer->decode(generated);
+  const std::string all = tokenizer->decode(result.token_ids), before = tokenizer->decode(prompt);
+  result.text = all.compare(0, before.size(), before) == 0 ? all.substr(before.size()) : tokenizer->decode(generated);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

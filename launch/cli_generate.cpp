@@ -39,7 +39,8 @@ int run(const GenerateCli& cli) {
     std::fflush(stdout);
   }
   job.on_text = [](const std::string& piece) {
-    std::fputs(piece.c_str(), stdout);
+    // fwrite, not fputs: generated text may hold NUL bytes (a <0x00> byte piece).
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
   };
   run_generate_job(*env.transport, job);

@@ -41,6 +41,11 @@ std::string StreamingDecoder::push(int64_t id) {
   return std::move(*text);
 }
 
+void StreamingDecoder::push_context(const std::vector<int64_t>& ids) {
+  for (int64_t id : ids) push(id);
+  read_ = ids_.size();
+}
+
 std::string StreamingDecoder::flush() {
   std::string text = read_ < ids_.size() ? pending_text(/*final=*/true).value_or("") : "";
   ids_.clear();

@@ -67,6 +67,9 @@ class StreamingDecoder {
   std::string push(int64_t id);
   // Returns whatever text is still held back; the decoder may then be reused from empty.
   std::string flush();
+  // Feeds ids whose text the caller already has (a generation prompt), none of it returned:
+  // later text is then decoded as their continuation, with the spaces a whole decode gives.
+  void push_context(const std::vector<int64_t>& ids);
 
  private:
   // New text of ids_[prefix_:] beyond the text of ids_[prefix_:read_], or nullopt while it

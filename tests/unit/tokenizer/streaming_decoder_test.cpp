@@ -115,6 +115,18 @@ TEST(StreamingDecoder, Llama2Pieces_LeadingSpaceOnlyStrippedAtStart) {
   EXPECT_EQ(decoder.flush(), "");
 }
 
+// A generation prompt fed as context: its text is not returned, and the first generated piece
+// keeps the space a whole decode gives it (generate used to print "Hello worldHello").
+TEST(StreamingDecoder, PushContext_ContinuationKeepsItsLeadingSpace) {
+  auto tokenizer = load_tokenizer_json(test::repo_fixture("llama2") / "tokenizer.json");
+  StreamingDecoder decoder(*tokenizer);
+  decoder.push_context({1, 15043, 3186});  // <s> Hello world
+  EXPECT_EQ(decoder.push(15043), " Hello");
+  EXPECT_EQ(decoder.push(3186), " world");
+  EXPECT_EQ(decoder.flush(), "");
+  EXPECT_EQ(tokenizer->decode({1, 15043, 3186, 15043, 3186}), "Hello world Hello world");
+}
+
 TEST(StreamingDecoder, ByteFallbackRun_HeldUntilComplete) {
   auto tokenizer = load_tokenizer_json(test::repo_fixture("llama2") / "tokenizer.json");
   // "▁", the four byte pieces of U+1F999 (🦙), then ".".
