@@ -44,8 +44,8 @@ inline at::Tensor random_normal(at::IntArrayRef shape, uint64_t seed, float std 
 inline DecoderLayerWeights random_layer(const ModelConfig& config, uint64_t seed) {
   DecoderLayerWeights w;
   w.layer = 0;
-  w.input_layernorm = at::ones({config.hidden_size}, at::kFloat);
-  w.post_attention_layernorm = at::ones({config.hidden_size}, at::kFloat);
+  w.norm(NormKind::kInput) = at::ones({config.hidden_size}, at::kFloat);
+  w.norm(NormKind::kPostAttention) = at::ones({config.hidden_size}, at::kFloat);
   uint64_t s = seed;
   for (LinearKind kind : kAllLinears) {
     const auto shape = linear_shape(config, kind);

@@ -7,11 +7,11 @@
 
 namespace pipeprune {
 
-nlohmann::json layer_result_json(const LayerPruneResult& result, int rank) {
+nlohmann::json layer_result_json(const LayerPruneResult& result, const ModelConfig& config, int rank) {
   nlohmann::json linears = nlohmann::json::object();
-  for (LinearKind kind : kAllLinears) {
+  for (LinearKind kind : layer_linears(config)) {
     const LinearPruneResult& linear = result.linears[static_cast<int>(kind)];
-    linears[linear_short_name(kind)] = {
+    linears[linear_short_name(config, kind)] = {
         {"numel", linear.numel},
         {"zeros", linear.zeros},
         {"sparsity", linear.numel ? static_cast<double>(linear.zeros) / static_cast<double>(linear.numel) : 0.0},
@@ -71,7 +71,7 @@ PruneReport gather_prune_report(const StageContext& context, const PruneJobOptio
       {"world_size", context.world_size()},
       {"device", context.device.str()}};
   nlohmann::json mine = nlohmann::json::array();
-  for (const auto& layer : layers) mine.push_back(layer_result_json(layer, context.rank()));
+  for (const auto& layer : layers) mine.push_back(layer_result_json(layer, context.config, context.rank()));
   const nlohmann::json rank_memory = {{"rank", context.rank()},
                                  {"host", context.stage.host},
                                  {"device", context.stage.device},

@@ -31,7 +31,7 @@ struct PruneReport {
   nlohmann::json to_json() const;
 };
 
-nlohmann::json layer_result_json(const LayerPruneResult& result, int rank);
+nlohmann::json layer_result_json(const LayerPruneResult& result, const ModelConfig& config, int rank);
 
 // Collective: every rank contributes its layers and memory figures.
 PruneReport gather_prune_report(const StageContext& context, const PruneJobOptions& options,

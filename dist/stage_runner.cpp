@@ -56,7 +56,9 @@ void StageRunner::with_retry(int64_t layer, RetryPolicy retry, const std::functi
 }
 
 at::Tensor StageRunner::stage_input(const at::Tensor& tokens, int tag) {
-  if (context_.is_first()) return embed_tokens(embedding(), tokens).to(context_.device, context_.compute_dtype);
+  if (context_.is_first()) {
+    return scale_embeddings(context_.config, embed_tokens(embedding(), tokens).to(context_.device, context_.compute_dtype));
+  }
   RecvOptions options;
   options.tag = tag;
   options.expect.dtype = context_.compute_dtype;

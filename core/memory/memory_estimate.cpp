@@ -33,7 +33,7 @@ int64_t statistics_of(const ModelConfig& config, const EstimateSettings& setting
 int64_t layer_statistics(const ModelConfig& config, const EstimateSettings& settings) {
   int64_t sum = 0;
   int64_t largest = 0;
-  for (LinearKind kind : kAllLinears) {
+  for (LinearKind kind : layer_linears(config)) {
     if (input_owner(kind) != kind) continue;
     sum += statistics_of(config, settings, kind);
     largest = std::max(largest, statistics_of(config, settings, kind));
@@ -43,8 +43,8 @@ int64_t layer_statistics(const ModelConfig& config, const EstimateSettings& sett
 
 // Whether a later linear reads the same input as `kind` and so gets a copy of its statistics
 // before `kind` is pruned (q and k hand on to k and v, gate to up).
-bool hands_statistics_on(LinearKind kind) {
-  for (LinearKind later : kAllLinears) {
+bool hands_statistics_on(const ModelConfig& config, LinearKind kind) {
+  for (LinearKind later : layer_linears(config)) {
     if (static_cast<int>(later) > static_cast<int>(kind) && input_owner(later) == input_owner(kind)) return true;
   }
   return false;
@@ -54,11 +54,11 @@ bool hands_statistics_on(LinearKind kind) {
 // for q, k and gate the copy of the shared statistics handed to the next linear first.
 int64_t layer_mask_scratch(const ModelConfig& config, const EstimateSettings& settings) {
   int64_t largest = 0;
-  for (LinearKind kind : kAllLinears) {
+  for (LinearKind kind : layer_linears(config)) {
     const auto shape = linear_shape(config, kind);
     const int64_t weight = shape[0] * shape[1] * 4;
     const int64_t handed =
-        hands_statistics_on(kind) && settings.method != PruneMethod::kMagnitude ? statistics_of(config, settings, kind) : 0;
+        hands_statistics_on(config, kind) && settings.method != PruneMethod::kMagnitude ? statistics_of(config, settings, kind) : 0;
     largest = std::max(largest,
                        weight + mask_scratch_bytes(settings.method, settings.nm_pattern, shape[0], shape[1]) + handed);
   }

@@ -58,9 +58,9 @@ void reserve_cache(LayerKVCache& cache, const at::Tensor& like, int64_t needed) 
 }
 
 // True where a query may NOT look at a key: [tokens, n_keys], or undefined when nothing is masked.
-at::Tensor attention_mask(const ModelConfig& config, int64_t tokens, int64_t n_keys,
+at::Tensor attention_mask(const ModelConfig& config, bool sliding, int64_t tokens, int64_t n_keys,
                           int64_t query_start, int64_t key_start, c10::Device device) {
-  const bool window = config.sliding_window.has_value() && query_start + tokens - key_start > *config.sliding_window;
+  const bool window = sliding && query_start + tokens - key_start > *config.sliding_window;
   if (tokens == 1 && query_start >= key_start + n_keys - 1 && !window) return {};
   const auto options = at::TensorOptions().dtype(at::kLong).device(device);
   const at::Tensor query_pos = at::arange(query_start, query_start + tokens, options).unsqueeze(1);
@@ -84,7 +84,12 @@ at::Tensor attend(const ModelConfig& config, const at::Tensor& q, const at::Tens
   std::vector<at::Tensor> outputs;
   for (int64_t h0 = 0; h0 < config.n_kv_heads; h0 += chunk) {
     const int64_t n = std::min(chunk, config.n_kv_heads - h0);
-    at::Tensor scores = at::matmul(q_grouped.narrow(1, h0, n), keys.narrow(1, h0, n).transpose(2, 3)) / scale;
+    at::Tensor scores = at::matmul(q_grouped.narrow(1, h0, n), keys.narrow(1, h0, n).transpose(2, 3));
+    // gemma multiplies by query_pre_attn_scalar^-0.5 (as transformers does); the others divide.
+    scores = config.query_pre_attn_scalar ? scores * std::pow(*config.query_pre_attn_scalar, -0.5) : scores / scale;
+    if (config.attn_logit_softcapping) {
+      scores = at::tanh(scores / *config.attn_logit_softcapping) * *config.attn_logit_softcapping;
+    }
     if (masked.defined()) {
       scores = scores.view({batch, n * groups, tokens, n_keys});
       scores.masked_fill_(masked, -std::numeric_limits<double>::infinity());
@@ -108,18 +113,43 @@ at::Tensor attention_block(const DecoderLayerWeights& w, const ModelConfig& conf
                   "positions " << position_offset << ".." << position_offset + tokens - 1
                                << " exceed the rotary tables (" << rope.n_positions()
                                << " positions); make_rope_tables() with more positions");
-  at::Tensor q = run_linear(w[LinearKind::kQ], LinearKind::kQ, x, tap);
-  at::Tensor k = run_linear(w[LinearKind::kK], LinearKind::kK, x, tap);
-  at::Tensor v = run_linear(w[LinearKind::kV], LinearKind::kV, x, tap);
-  q = q.view({batch, tokens, config.n_heads, head_dim}).transpose(1, 2);
-  k = k.view({batch, tokens, config.n_kv_heads, head_dim}).transpose(1, 2);
-  v = v.view({batch, tokens, config.n_kv_heads, head_dim}).transpose(1, 2);
+  at::Tensor q, k, v;
+  if (config.fused_projections) {  // phi3: one qkv_proj, its rows [q; k; v]
+    const at::Tensor qkv = run_linear(w[LinearKind::kQ], LinearKind::kQ, x, tap);
+    q = qkv.narrow(-1, 0, config.q_size());
+    k = qkv.narrow(-1, config.q_size(), config.kv_size());
+    v = qkv.narrow(-1, config.q_size() + config.kv_size(), config.kv_size());
+  } else {
+    q = run_linear(w[LinearKind::kQ], LinearKind::kQ, x, tap);
+    k = run_linear(w[LinearKind::kK], LinearKind::kK, x, tap);
+    v = run_linear(w[LinearKind::kV], LinearKind::kV, x, tap);
+  }
+  q = q.reshape({batch, tokens, config.n_heads, head_dim});
+  k = k.reshape({batch, tokens, config.n_kv_heads, head_dim});
+  if (config.qk_norm) {  // over head_dim, per head, before RoPE
+    q = rms_norm(config, q, w.norm(NormKind::kQ));
+    k = rms_norm(config, k, w.norm(NormKind::kK));
+  }
+  q = q.transpose(1, 2);
+  k = k.transpose(1, 2);
+  v = v.reshape({batch, tokens, config.n_kv_heads, head_dim}).transpose(1, 2);
 
   // transformers casts cos/sin to the activations' dtype before applying them.
-  const at::Tensor cos = rope.cos.narrow(0, position_offset, tokens).to(x.device(), x.scalar_type());
-  const at::Tensor sin = rope.sin.narrow(0, position_offset, tokens).to(x.device(), x.scalar_type());
-  q = q * cos + rotate_half(q) * sin;
-  k = k * cos + rotate_half(k) * sin;
+  const bool sliding = config.layer_is_sliding(w.layer);
+  const bool local = sliding && rope.local_cos.defined();
+  const at::Tensor& cos_table = local ? rope.local_cos : rope.cos;
+  const at::Tensor& sin_table = local ? rope.local_sin : rope.sin;
+  const at::Tensor cos = cos_table.narrow(0, position_offset, tokens).to(x.device(), x.scalar_type());
+  const at::Tensor sin = sin_table.narrow(0, position_offset, tokens).to(x.device(), x.scalar_type());
+  const int64_t rotary = cos.size(-1);
+  if (rotary == head_dim) {
+    q = q * cos + rotate_half(q) * sin;
+    k = k * cos + rotate_half(k) * sin;
+  } else {  // phi3's partial_rotary_factor: the last dims pass through
+    const at::Tensor q_rot = q.narrow(-1, 0, rotary), k_rot = k.narrow(-1, 0, rotary);
+    q = at::cat({q_rot * cos + rotate_half(q_rot) * sin, q.narrow(-1, rotary, head_dim - rotary)}, -1);
+    k = at::cat({k_rot * cos + rotate_half(k_rot) * sin, k.narrow(-1, rotary, head_dim - rotary)}, -1);
+  }
 
   at::Tensor keys = k, values = v;
   int64_t key_start = position_offset;
@@ -138,16 +168,28 @@ at::Tensor attention_block(const DecoderLayerWeights& w, const ModelConfig& conf
     key_start = 0;
   }
   const at::Tensor masked =
-      attention_mask(config, tokens, keys.size(2), position_offset, key_start, x.device());
+      attention_mask(config, sliding, tokens, keys.size(2), position_offset, key_start, x.device());
   const at::Tensor attn = attend(config, q, keys, values, masked);
   return run_linear(w[LinearKind::kO], LinearKind::kO, attn, tap);
 }
 
-at::Tensor mlp_block(const DecoderLayerWeights& w, const at::Tensor& x, const LinearTap* tap) {
-  at::Tensor gate = run_linear(w[LinearKind::kGate], LinearKind::kGate, x, tap);
-  const at::Tensor up = run_linear(w[LinearKind::kUp], LinearKind::kUp, x, tap);
+at::Tensor mlp_block(const DecoderLayerWeights& w, const ModelConfig& config, const at::Tensor& x,
+                     const LinearTap* tap) {
+  at::Tensor gate, up;
+  if (config.fused_projections) {  // phi3: gate_up_proj, gate first
+    const at::Tensor gate_up = run_linear(w[LinearKind::kGate], LinearKind::kGate, x, tap);
+    gate = gate_up.narrow(-1, 0, config.intermediate_size);
+    up = gate_up.narrow(-1, config.intermediate_size, config.intermediate_size);
+  } else {
+    gate = run_linear(w[LinearKind::kGate], LinearKind::kGate, x, tap);
+    up = run_linear(w[LinearKind::kUp], LinearKind::kUp, x, tap);
+  }
   // In place: act(gate) * up is the largest activation of the layer.
-  at::silu_(gate);
+  if (config.activation == Activation::kGeluTanh) {
+    at::gelu_(gate, "tanh");
+  } else {
+    at::silu_(gate);
+  }
   gate.mul_(up);
   return run_linear(w[LinearKind::kDown], LinearKind::kDown, gate, tap);
 }
@@ -158,27 +200,64 @@ int64_t RopeTables::n_positions() const { return cos.defined() ? cos.size(0) : 0
 
 at::Tensor rope_inverse_frequencies(const ModelConfig& config) {
   c10::InferenceMode guard;
-  const int64_t dim = config.head_dim;
+  const int64_t dim = config.rotary_dim();
   // transformers: 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim)),
   // where `base ** t` is a float32 0-dim tensor raised to t and `1.0 / t` is reciprocal(t).
   const at::Tensor exponent = at::arange(0, dim, 2, at::kLong).to(at::kFloat) / dim;
-  at::Tensor inv_freq = at::reciprocal(at::pow(at::scalar_tensor(config.rope_theta, at::kFloat), exponent));
+  const at::Tensor powers = at::pow(at::scalar_tensor(config.rope_theta, at::kFloat), exponent);
+  if (config.rope_scaling.type == RopeScaling::Type::kLongRope) {
+    // 1.0 / (ext_factors * base ** t) with the short factors as an fp32 tensor.
+    const at::Tensor factors = at::tensor(config.rope_scaling.short_factor, at::kDouble).to(at::kFloat);
+    return at::reciprocal(factors * powers);
+  }
+  at::Tensor inv_freq = at::reciprocal(powers);
   switch (config.rope_scaling.type) {
     case RopeScaling::Type::kNone: break;
     case RopeScaling::Type::kLinear: inv_freq.div_(config.rope_scaling.factor); break;
     case RopeScaling::Type::kLlama3: inv_freq = apply_llama3_scaling(inv_freq, config.rope_scaling); break;
+    case RopeScaling::Type::kLongRope: break;  // returned above
   }
   return inv_freq;
 }
 
-RopeTables make_rope_tables(const ModelConfig& config, int64_t n_positions, c10::Device device) {
-  c10::InferenceMode guard;
+namespace {
+
+std::pair<at::Tensor, at::Tensor> cos_sin(const ModelConfig& config, int64_t n_positions, c10::Device device) {
   const at::Tensor inv_freq = rope_inverse_frequencies(config).to(device);
   const at::Tensor positions = at::arange(n_positions, at::TensorOptions().dtype(at::kLong).device(device)).to(at::kFloat);
   // freqs[p, i] = position p * inv_freq i, one fp32 product as transformers' K=1 matmul gives.
   const at::Tensor freqs = at::outer(positions, inv_freq);
   const at::Tensor emb = at::cat({freqs, freqs}, -1);
+  if (config.rope_scaling.type == RopeScaling::Type::kLongRope) {
+    const double scale = config.rope_scaling.attention_factor;
+    return {emb.cos() * scale, emb.sin() * scale};
+  }
   return {emb.cos(), emb.sin()};
+}
+
+}  // namespace
+
+RopeTables make_rope_tables(const ModelConfig& config, int64_t n_positions, c10::Device device) {
+  c10::InferenceMode guard;
+  const RopeScaling& rope = config.rope_scaling;
+  // transformers switches every position to LongRoPE's long factors once a sequence passes the
+  // original context; pipeprune implements the short factors only.
+  PIPEPRUNE_CHECK(rope.type != RopeScaling::Type::kLongRope || n_positions <= rope.original_max_position_embeddings,
+                  ConfigError,
+                  n_positions << " positions exceed this phi3 model's original_max_position_embeddings ("
+                              << rope.original_max_position_embeddings
+                              << "), beyond which LongRoPE uses its long factors, which pipeprune does not "
+                                 "implement; use a --seqlen (or prompt plus --max-new-tokens) of at most "
+                              << rope.original_max_position_embeddings);
+  RopeTables tables;
+  std::tie(tables.cos, tables.sin) = cos_sin(config, n_positions, device);
+  if (config.local_rope_theta) {
+    ModelConfig local = config;
+    local.rope_theta = *config.local_rope_theta;
+    local.rope_scaling = {};
+    std::tie(tables.local_cos, tables.local_sin) = cos_sin(local, n_positions, device);
+  }
+  return tables;
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -186,6 +265,24 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   const at::Tensor h = x.to(at::kFloat);
   const at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
   return weight * (h * at::rsqrt(variance + eps)).to(x.scalar_type());
+}
+
+at::Tensor rms_norm(const ModelConfig& config, const at::Tensor& x, const at::Tensor& weight) {
+  if (!config.norm_plus_one) return rms_norm(x, weight, config.rms_norm_eps);
+  c10::InferenceMode guard;
+  // Gemma: (normed * (1 + w)) in fp32, cast last (transformers' Gemma2RMSNorm/Gemma3RMSNorm).
+  const at::Tensor h = x.to(at::kFloat);
+  const at::Tensor normed = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + config.rms_norm_eps);
+  return (normed * (1.0 + weight.to(at::kFloat))).to(x.scalar_type());
+}
+
+at::Tensor scale_embeddings(const ModelConfig& config, const at::Tensor& embedded) {
+  if (!config.scale_embeddings) return embedded;
+  c10::InferenceMode guard;
+  // transformers: embeddings * torch.tensor(hidden_size ** 0.5) cast to the weights' dtype.
+  const at::Tensor scale = at::scalar_tensor(std::sqrt(static_cast<double>(config.hidden_size)), at::kFloat)
+                               .to(embedded.device(), embedded.scalar_type());
+  return embedded * scale;
 }
 
 int64_t decoder_layer_scratch_bytes(const ModelConfig& config, int64_t batch, int64_t tokens,
@@ -200,8 +297,11 @@ int64_t decoder_layer_scratch_bytes(const ModelConfig& config, int64_t batch, in
   const int64_t chunk = std::min(config.n_kv_heads, std::max<int64_t>(1, kAttentionChunkBytes / std::max<int64_t>(1, per_kv_head)));
   const int64_t scores = 4 * chunk * per_kv_head;
   // normed input, gate (act*up in place), up, down output, residual sum.
-  const int64_t mlp = rows * elt * (2 * config.hidden_size + 2 * config.intermediate_size + config.hidden_size);
-  return attention + scores + mlp;
+  int64_t mlp = rows * elt * (2 * config.hidden_size + 2 * config.intermediate_size + config.hidden_size);
+  // gemma: the normed attention and MLP outputs (fp32 and cast); q/k norms: q and k in fp32.
+  if (config.sandwich_norms) mlp += rows * 4 * 2 * config.hidden_size;
+  const int64_t qk_norms = config.qk_norm ? rows * 4 * 2 * (config.q_size() + config.kv_size()) : 0;
+  return attention + scores + mlp + qk_norms;
 }
 
 at::Tensor decoder_layer_forward(const DecoderLayerWeights& weights, const ModelConfig& config,
@@ -215,10 +315,18 @@ at::Tensor decoder_layer_forward(const DecoderLayerWeights& weights, const Model
                   "decoder layer " << weights.layer << ": input is " << hidden.scalar_type() << " but the weights are "
                                    << weights[LinearKind::kQ].weight.scalar_type()
                                    << "; bring both to the compute dtype (to_compute())");
-  const at::Tensor normed = rms_norm(hidden, weights.input_layernorm, config.rms_norm_eps);
-  at::Tensor h = hidden + attention_block(weights, config, rope, normed, position_offset, cache, tap);
-  const at::Tensor normed2 = rms_norm(h, weights.post_attention_layernorm, config.rms_norm_eps);
-  h.add_(mlp_block(weights, normed2, tap));
+  const at::Tensor normed = rms_norm(config, hidden, weights.norm(NormKind::kInput));
+  at::Tensor attention = attention_block(weights, config, rope, normed, position_offset, cache, tap);
+  if (!config.sandwich_norms) {
+    at::Tensor h = hidden + attention;
+    const at::Tensor normed2 = rms_norm(config, h, weights.norm(NormKind::kPostAttention));
+    h.add_(mlp_block(weights, config, normed2, tap));
+    return h;
+  }
+  // gemma: each block's output is normed before its residual add.
+  at::Tensor h = hidden + rms_norm(config, attention, weights.norm(NormKind::kPostAttention));
+  const at::Tensor normed2 = rms_norm(config, h, weights.norm(NormKind::kPreFeedforward));
+  h.add_(rms_norm(config, mlp_block(weights, config, normed2, tap), weights.norm(NormKind::kPostFeedforward)));
   return h;
 }
 
@@ -239,7 +347,12 @@ at::Tensor embed_tokens(const EmbeddingWeights& weights, const at::Tensor& token
 
 at::Tensor head_forward(const HeadWeights& weights, const ModelConfig& config, const at::Tensor& hidden) {
   c10::InferenceMode guard;
-  return at::linear(rms_norm(hidden, weights.norm, config.rms_norm_eps), weights.lm_head);
+  at::Tensor logits = at::linear(rms_norm(config, hidden, weights.norm), weights.lm_head);
+  if (config.final_logit_softcapping) {
+    const double cap = *config.final_logit_softcapping;
+    logits = at::tanh(logits / cap) * cap;
+  }
+  return logits;
 }
 
 }  // namespace pipeprune

@@ -1,8 +1,13 @@
-// Forward pass of a Llama/Mistral/Qwen2 decoder, following Hugging Face's LlamaModel exactly:
-// RMSNorm (x * rsqrt(mean(x^2) + eps) in fp32, times weight), rotary embeddings with
-// rotate_half and rope scaling, causal attention with GQA (scores / sqrt(head_dim), softmax in
-// fp32), SiLU-gated MLP. Functions are free and stateless; tensors stay on the device and in
-// the dtype of the weights they are given (the caller upcasts one layer at a time).
+// Forward pass of a Llama/Mistral/Qwen2/Qwen3/Phi3/Gemma2/Gemma3 decoder, following Hugging
+// Face's modeling code exactly: RMSNorm (x * rsqrt(mean(x^2) + eps) in fp32, times weight;
+// gemma's (1 + weight) in fp32), rotary embeddings with rotate_half and rope scaling (phi3: on
+// the first rotary_dim() dims, LongRoPE's short factors), causal attention with GQA
+// (scores / sqrt(head_dim), or gemma's * query_pre_attn_scalar^-0.5 and soft-capping; softmax in
+// fp32), per-head q/k norms (qwen3, gemma3), sliding-window layers (mistral, phi3: all; gemma:
+// those of layer_types, gemma3 with its local RoPE base), gated MLP with SiLU or gelu-tanh,
+// gemma's norms around both blocks, phi3's fused qkv and gate_up projections. Functions are free
+// and stateless; tensors stay on the device and in the dtype of the weights they are given (the
+// caller upcasts one layer at a time).
 //
 // Named taps: when `tap` is given, it is called with the input of every linear just before
 // that linear runs (q, k and v share one input, as do gate and up; the tap is called once
@@ -33,6 +38,9 @@ using LinearTap = std::function<void(LinearKind kind, const at::Tensor& input)>;
 struct RopeTables {
   at::Tensor cos;
   at::Tensor sin;
+  // gemma3_text's sliding layers: default RoPE with local_rope_theta; undefined otherwise.
+  at::Tensor local_cos;
+  at::Tensor local_sin;
   int64_t n_positions() const;
 };
 // The inverse frequencies [head_dim / 2] in fp32 after rope_scaling (linear or llama3).
@@ -48,6 +56,11 @@ struct LayerKVCache {
 
 // HF LlamaRMSNorm: x in fp32 times rsqrt(mean(x^2) + eps), cast back to x's dtype, times weight.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+// The config's norm: the above, or gemma's x_normed * (1 + weight) computed in fp32.
+at::Tensor rms_norm(const ModelConfig& config, const at::Tensor& x, const at::Tensor& weight);
+// gemma: embeddings times sqrt(hidden_size) in embedded's dtype; others unchanged. Apply after
+// casting the looked-up rows to the compute dtype.
+at::Tensor scale_embeddings(const ModelConfig& config, const at::Tensor& embedded);
 
 // Scores of at most this many bytes (fp32) are materialized per attention chunk.
 constexpr int64_t kAttentionChunkBytes = 64LL << 20;

@@ -45,6 +45,23 @@ const char* linear_name(LinearKind kind) {
   return "?";
 }
 
+std::vector<LinearKind> layer_linears(const ModelConfig& config) {
+  if (config.fused_projections) return {LinearKind::kQ, LinearKind::kO, LinearKind::kGate, LinearKind::kDown};
+  return {kAllLinears.begin(), kAllLinears.end()};
+}
+
+const char* linear_name(const ModelConfig& config, LinearKind kind) {
+  if (config.fused_projections && kind == LinearKind::kQ) return "self_attn.qkv_proj";
+  if (config.fused_projections && kind == LinearKind::kGate) return "mlp.gate_up_proj";
+  return linear_name(kind);
+}
+
+const char* linear_short_name(const ModelConfig& config, LinearKind kind) {
+  if (config.fused_projections && kind == LinearKind::kQ) return "qkv";
+  if (config.fused_projections && kind == LinearKind::kGate) return "gate_up";
+  return linear_short_name(kind);
+}
+
 const char* linear_short_name(LinearKind kind) {
   switch (kind) {
     case LinearKind::kQ: return "q";
@@ -58,11 +75,42 @@ const char* linear_short_name(LinearKind kind) {
   return "?";
 }
 
+const char* norm_name(NormKind kind) {
+  switch (kind) {
+    case NormKind::kInput: return "input_layernorm";
+    case NormKind::kPostAttention: return "post_attention_layernorm";
+    case NormKind::kPreFeedforward: return "pre_feedforward_layernorm";
+    case NormKind::kPostFeedforward: return "post_feedforward_layernorm";
+    case NormKind::kQ: return "self_attn.q_norm";
+    case NormKind::kK: return "self_attn.k_norm";
+  }
+  return "?";
+}
+
+std::vector<NormKind> layer_norms(const ModelConfig& config) {
+  std::vector<NormKind> out = {NormKind::kInput, NormKind::kPostAttention};
+  if (config.sandwich_norms) {
+    out.push_back(NormKind::kPreFeedforward);
+    out.push_back(NormKind::kPostFeedforward);
+  }
+  if (config.qk_norm) {
+    out.push_back(NormKind::kQ);
+    out.push_back(NormKind::kK);
+  }
+  return out;
+}
+
+int64_t norm_size(const ModelConfig& config, NormKind kind) {
+  return kind == NormKind::kQ || kind == NormKind::kK ? config.head_dim : config.hidden_size;
+}
+
 std::string layer_tensor_name(int64_t layer, const std::string& suffix) {
   return "model.layers." + std::to_string(layer) + "." + suffix;
 }
 
 std::array<int64_t, 2> linear_shape(const ModelConfig& config, LinearKind kind) {
+  if (config.fused_projections && kind == LinearKind::kQ) return {config.q_size() + 2 * config.kv_size(), config.hidden_size};
+  if (config.fused_projections && kind == LinearKind::kGate) return {2 * config.intermediate_size, config.hidden_size};
   switch (kind) {
     case LinearKind::kQ: return {config.q_size(), config.hidden_size};
     case LinearKind::kK:
@@ -87,11 +135,12 @@ bool linear_has_bias(const ModelConfig& config, LinearKind kind) {
 
 std::vector<ExpectedTensor> expected_layer_tensors(const ModelConfig& config, int64_t layer) {
   std::vector<ExpectedTensor> out;
-  out.push_back({layer_tensor_name(layer, "input_layernorm.weight"), {config.hidden_size}});
-  out.push_back({layer_tensor_name(layer, "post_attention_layernorm.weight"), {config.hidden_size}});
-  for (LinearKind kind : kAllLinears) {
+  for (NormKind kind : layer_norms(config)) {
+    out.push_back({layer_tensor_name(layer, std::string(norm_name(kind)) + ".weight"), {norm_size(config, kind)}});
+  }
+  for (LinearKind kind : layer_linears(config)) {
     const auto shape = linear_shape(config, kind);
-    const std::string base = std::string(linear_name(kind));
+    const std::string base = std::string(linear_name(config, kind));
     out.push_back({layer_tensor_name(layer, base + ".weight"), {shape[0], shape[1]}});
     if (linear_has_bias(config, kind)) {
       out.push_back({layer_tensor_name(layer, base + ".bias"), {shape[0]}});
@@ -113,11 +162,17 @@ std::vector<ExpectedTensor> expected_head_tensors(const ModelConfig& config) {
 
 std::vector<std::pair<std::string, at::Tensor>> DecoderLayerWeights::named_tensors() const {
   std::vector<std::pair<std::string, at::Tensor>> out;
-  out.emplace_back(layer_tensor_name(layer, "input_layernorm.weight"), input_layernorm);
-  out.emplace_back(layer_tensor_name(layer, "post_attention_layernorm.weight"), post_attention_layernorm);
+  for (int i = 0; i < kNumNorms; ++i) {
+    if (norms[i].defined()) {
+      out.emplace_back(layer_tensor_name(layer, std::string(norm_name(static_cast<NormKind>(i))) + ".weight"), norms[i]);
+    }
+  }
+  ModelConfig naming;
+  naming.fused_projections = fused;
   for (LinearKind kind : kAllLinears) {
     const Linear& linear = (*this)[kind];
-    const std::string base = linear_name(kind);
+    if (!linear.weight.defined()) continue;
+    const std::string base = linear_name(naming, kind);
     out.emplace_back(layer_tensor_name(layer, base + ".weight"), linear.weight);
     if (linear.bias.defined()) out.emplace_back(layer_tensor_name(layer, base + ".bias"), linear.bias);
   }
@@ -125,7 +180,8 @@ std::vector<std::pair<std::string, at::Tensor>> DecoderLayerWeights::named_tenso
 }
 
 int64_t DecoderLayerWeights::n_bytes() const {
-  int64_t total = tensor_bytes(input_layernorm) + tensor_bytes(post_attention_layernorm);
+  int64_t total = 0;
+  for (const at::Tensor& norm : norms) total += tensor_bytes(norm);
   for (const Linear& linear : linears) total += tensor_bytes(linear.weight) + tensor_bytes(linear.bias);
   return total;
 }
@@ -138,8 +194,8 @@ DecoderLayerWeights to_compute(const DecoderLayerWeights& weights, c10::Device d
                                c10::ScalarType dtype) {
   DecoderLayerWeights out;
   out.layer = weights.layer;
-  out.input_layernorm = copy_to(weights.input_layernorm, device, dtype);
-  out.post_attention_layernorm = copy_to(weights.post_attention_layernorm, device, dtype);
+  out.fused = weights.fused;
+  for (size_t i = 0; i < weights.norms.size(); ++i) out.norms[i] = copy_to(weights.norms[i], device, dtype);
   for (size_t i = 0; i < weights.linears.size(); ++i) {
     out.linears[i].weight = copy_to(weights.linears[i].weight, device, dtype);
     out.linears[i].bias = copy_to(weights.linears[i].bias, device, dtype);

@@ -27,13 +27,34 @@ constexpr std::array<LinearKind, kNumLinears> kAllLinears = {
     LinearKind::kQ, LinearKind::kK, LinearKind::kV, LinearKind::kO,
     LinearKind::kGate, LinearKind::kUp, LinearKind::kDown};
 
-// "self_attn.q_proj", ..., "mlp.down_proj"
+// The linears this config's layers have, in the order they run: all seven, or for phi3's fused
+// projections four, kQ holding qkv_proj ([q; k; v] rows) and kGate gate_up_proj ([gate; up]).
+// Fused matrices are pruned as one matrix, as the published code prunes that nn.Linear.
+std::vector<LinearKind> layer_linears(const ModelConfig& config);
+// "self_attn.q_proj", ..., "mlp.down_proj" (the split names)
 const char* linear_name(LinearKind kind);
+// The name in this config's checkpoints: the above, or "self_attn.qkv_proj"/"mlp.gate_up_proj".
+const char* linear_name(const ModelConfig& config, LinearKind kind);
 // "q", "k", "v", "o", "gate", "up", "down"
 const char* linear_short_name(LinearKind kind);
+// The above, or "qkv"/"gate_up" for fused projections.
+const char* linear_short_name(const ModelConfig& config, LinearKind kind);
+// The RMSNorm weights of a decoder layer. Every family has the input and post-attention norms;
+// gemma adds the pre/post-feed-forward norms (and its post-attention norm normalizes the
+// attention output before the residual add), qwen3 and gemma3_text the per-head q/k norms.
+enum class NormKind { kInput = 0, kPostAttention, kPreFeedforward, kPostFeedforward, kQ, kK };
+constexpr int kNumNorms = 6;
+// "input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+// "post_feedforward_layernorm", "self_attn.q_norm", "self_attn.k_norm"
+const char* norm_name(NormKind kind);
+// The norms this config's layers have, in the order they run.
+std::vector<NormKind> layer_norms(const ModelConfig& config);
+// hidden_size, or head_dim for the q/k norms.
+int64_t norm_size(const ModelConfig& config, NormKind kind);
+
 // "model.layers.{layer}.{suffix}"
 std::string layer_tensor_name(int64_t layer, const std::string& suffix);
-// [out_features, in_features] of a linear for this config.
+// [out_features, in_features] of a linear for this config (the fused shape for phi3's kQ/kGate).
 std::array<int64_t, 2> linear_shape(const ModelConfig& config, LinearKind kind);
 // The first linear of the layer reading the same input as `kind` (k and v read q's, up reads
 // gate's), or `kind` itself: linears with one input owner share their pruning statistics.
@@ -49,7 +70,7 @@ struct ExpectedTensor {
   std::string name;
   std::vector<int64_t> shape;
 };
-// Every tensor of decoder layer `layer`: the two norms, then each linear's weight (and bias).
+// Every tensor of decoder layer `layer`: its norms, then each linear's weight (and bias).
 std::vector<ExpectedTensor> expected_layer_tensors(const ModelConfig& config, int64_t layer);
 // model.embed_tokens.weight.
 ExpectedTensor expected_embedding_tensor(const ModelConfig& config);
@@ -67,9 +88,12 @@ struct Linear {
 
 struct DecoderLayerWeights {
   int64_t layer = -1;
-  at::Tensor input_layernorm;           // [hidden]
-  at::Tensor post_attention_layernorm;  // [hidden]
-  std::array<Linear, kNumLinears> linears;
+  std::array<at::Tensor, kNumNorms> norms;  // [hidden] or [head_dim]; undefined when absent
+  std::array<Linear, kNumLinears> linears;  // undefined weights for linears the layer lacks
+  bool fused = false;  // phi3: kQ holds qkv_proj and kGate gate_up_proj (config.fused_projections)
+
+  at::Tensor& norm(NormKind kind) { return norms[static_cast<int>(kind)]; }
+  const at::Tensor& norm(NormKind kind) const { return norms[static_cast<int>(kind)]; }
 
   Linear& operator[](LinearKind kind) { return linears[static_cast<int>(kind)]; }
   const Linear& operator[](LinearKind kind) const { return linears[static_cast<int>(kind)]; }

@@ -70,8 +70,18 @@ ModelSpec ModelSpec::open(const std::filesystem::path& model_dir) {
   int n_surprising = 0;
   for (const std::string& name : checkpoint.names()) {
     if (used.count(name)) continue;
+    // A weight inside a decoder layer that this config does not use means config.json and the
+    // checkpoint disagree (a q_norm without qwen3, a bias without attention_bias, a fused or
+    // quantized layout): ignoring it would run a different model. Buffers (rotary_emb.inv_freq)
+    // and empty tensors pass through.
+    const bool in_layer = name.rfind("model.layers.", 0) == 0;
+    const bool quiet = is_quietly_ignored(name, config) || checkpoint.info(name).numel == 0;
+    PIPEPRUNE_CHECK(!in_layer || quiet, FormatError,
+                    model_dir.string() << ": tensor " << name << " is inside a decoder layer but a " << config.model_type
+                                       << " model with this config.json has no such weight; check that config.json "
+                                       << "belongs to this checkpoint (model_type, attention_bias, mlp_bias)");
     spec.ignored_tensors.push_back(name);
-    if (!is_quietly_ignored(name, config) && n_surprising++ == 0) {
+    if (!quiet && n_surprising++ == 0) {
       log::warn("{}: tensor {} is not used by a {} model with this config.json; ignored", model_dir.string(),
                 name, config.model_type);
     }
@@ -111,7 +121,7 @@ int64_t ModelSpec::bytes_total() const {
 }
 
 DType ModelSpec::layer_dtype() const {
-  const std::string q_proj = layer_tensor_name(0, std::string(linear_name(LinearKind::kQ)) + ".weight");
+  const std::string q_proj = layer_tensor_name(0, std::string(linear_name(config, LinearKind::kQ)) + ".weight");
   for (const SpecTensor& t : layers.at(0)) {
     if (t.name == q_proj) return t.dtype;
   }

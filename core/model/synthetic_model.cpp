@@ -60,6 +60,12 @@ ModelConfig llama31(int64_t hidden, int64_t intermediate, int64_t layers, int64_
   return c;
 }
 
+ModelConfig published(const char* config_json) {
+  ModelConfig c = ModelConfig::from_json(nlohmann::json::parse(config_json), "built-in shape");
+  c.torch_dtype = DType::kBF16;
+  return c;
+}
+
 std::vector<NamedShape> make_shapes() {
   std::vector<NamedShape> shapes;
   shapes.push_back({"llama-1b", "TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T",
@@ -85,6 +91,32 @@ std::vector<NamedShape> make_shapes() {
   qwen2.bos_token_id = 151643;
   qwen2.eos_token_ids = {151643};
   shapes.push_back({"qwen2-7b", "Qwen/Qwen2-7B", qwen2});
+  // The families with their own structure are read from their published config.json fields, so
+  // that the family defaults come from one place (ModelConfig::from_json).
+  shapes.push_back({"qwen3-8b", "Qwen/Qwen3-8B", published(R"({
+      "model_type": "qwen3", "hidden_size": 4096, "intermediate_size": 12288, "num_hidden_layers": 36,
+      "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936,
+      "max_position_embeddings": 40960, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+      "tie_word_embeddings": false, "bos_token_id": 151643, "eos_token_id": 151645})")});
+  shapes.push_back({"phi-3-mini", "microsoft/Phi-3-mini-4k-instruct", published(R"({
+      "model_type": "phi3", "hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 32,
+      "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32064,
+      "max_position_embeddings": 4096, "original_max_position_embeddings": 4096, "rms_norm_eps": 1e-5,
+      "rope_theta": 10000.0, "rope_scaling": null, "sliding_window": 2047, "tie_word_embeddings": false,
+      "bos_token_id": 1, "eos_token_id": 32000, "pad_token_id": 32000})")});
+  shapes.push_back({"gemma-2-9b", "google/gemma-2-9b", published(R"({
+      "model_type": "gemma2", "hidden_size": 3584, "intermediate_size": 14336, "num_hidden_layers": 42,
+      "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 256, "vocab_size": 256000,
+      "max_position_embeddings": 8192, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+      "query_pre_attn_scalar": 256, "sliding_window": 4096, "attn_logit_softcapping": 50.0,
+      "final_logit_softcapping": 30.0, "bos_token_id": 2, "eos_token_id": 1})")});
+  shapes.push_back({"gemma-3-12b", "google/gemma-3-12b-pt (text model)", published(R"({
+      "model_type": "gemma3_text", "hidden_size": 3840, "intermediate_size": 15360, "num_hidden_layers": 48,
+      "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 256, "vocab_size": 262208,
+      "max_position_embeddings": 131072, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+      "rope_scaling": {"rope_type": "linear", "factor": 8.0}, "rope_local_base_freq": 10000.0,
+      "query_pre_attn_scalar": 256, "sliding_window": 1024, "sliding_window_pattern": 6,
+      "bos_token_id": 2, "eos_token_id": 1})")});
   return shapes;
 }
 

@@ -16,15 +16,26 @@ at::Tensor load_checked(const SafetensorsCheckpoint& checkpoint, const ExpectedT
 }
 
 // "model.layers.3.self_attn.q_proj.weight" -> the linear it belongs to, by suffix.
-bool assign_linear(DecoderLayerWeights& weights, const std::string& name, const at::Tensor& tensor) {
-  for (LinearKind kind : kAllLinears) {
-    const std::string base = layer_tensor_name(weights.layer, linear_name(kind));
+bool assign_linear(DecoderLayerWeights& weights, const ModelConfig& config, const std::string& name,
+                   const at::Tensor& tensor) {
+  for (LinearKind kind : layer_linears(config)) {
+    const std::string base = layer_tensor_name(weights.layer, linear_name(config, kind));
     if (name == base + ".weight") {
       weights[kind].weight = tensor;
       return true;
     }
     if (name == base + ".bias") {
       weights[kind].bias = tensor;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool assign_norm(DecoderLayerWeights& weights, const std::string& name, const at::Tensor& tensor) {
+  for (int i = 0; i < kNumNorms; ++i) {
+    if (name == layer_tensor_name(weights.layer, std::string(norm_name(static_cast<NormKind>(i))) + ".weight")) {
+      weights.norms[i] = tensor;
       return true;
     }
   }
@@ -39,18 +50,12 @@ DecoderLayerWeights load_decoder_layer(const SafetensorsCheckpoint& checkpoint,
                   "decoder layer " << layer << " does not exist (the model has " << config.n_layers << ")");
   DecoderLayerWeights weights;
   weights.layer = layer;
-  const std::string input_norm = layer_tensor_name(layer, "input_layernorm.weight");
-  const std::string post_norm = layer_tensor_name(layer, "post_attention_layernorm.weight");
+  weights.fused = config.fused_projections;
   for (const ExpectedTensor& expected : expected_layer_tensors(config, layer)) {
     at::Tensor tensor = load_checked(checkpoint, expected);
-    if (expected.name == input_norm) {
-      weights.input_layernorm = std::move(tensor);
-    } else if (expected.name == post_norm) {
-      weights.post_attention_layernorm = std::move(tensor);
-    } else {
-      const bool known = assign_linear(weights, expected.name, tensor);
-      PIPEPRUNE_CHECK(known, Error, "internal: no slot for tensor " << expected.name);
-    }
+    const bool known =
+        assign_norm(weights, expected.name, tensor) || assign_linear(weights, config, expected.name, tensor);
+    PIPEPRUNE_CHECK(known, Error, "internal: no slot for tensor " << expected.name);
   }
   return weights;
 }

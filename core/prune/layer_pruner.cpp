@@ -16,14 +16,17 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::vector<std::vector<LinearKind>> linear_groups(const LayerPruneOptions& options) {
+std::vector<std::vector<LinearKind>> linear_groups(const ModelConfig& config, const LayerPruneOptions& options) {
+  if (options.true_sequential && config.fused_projections) {
+    return {{LinearKind::kQ}, {LinearKind::kO}, {LinearKind::kGate}, {LinearKind::kDown}};
+  }
   if (options.true_sequential) {
     return {{LinearKind::kQ, LinearKind::kK, LinearKind::kV},
             {LinearKind::kO},
             {LinearKind::kGate, LinearKind::kUp},
             {LinearKind::kDown}};
   }
-  return {std::vector<LinearKind>(kAllLinears.begin(), kAllLinears.end())};
+  return {layer_linears(config)};
 }
 
 bool in_group(const std::vector<LinearKind>& group, LinearKind kind) {
@@ -34,7 +37,7 @@ bool in_group(const std::vector<LinearKind>& group, LinearKind kind) {
 
 LayerPruner::LayerPruner(DecoderLayerWeights& stored, const ModelConfig& config,
                                      const RopeTables& rope, const LayerPruneOptions& options)
-    : stored_(stored), config_(config), rope_(rope), options_(options), groups_(linear_groups(options)) {
+    : stored_(stored), config_(config), rope_(rope), options_(options), groups_(linear_groups(config, options)) {
   c10::InferenceMode inference_guard;
   result_.layer = stored.layer;
   options.prune.validate(config);

@@ -48,8 +48,9 @@ void PruneOptions::validate() const {
 
 void PruneOptions::validate(const ModelConfig& config) const {
   validate();
-  for (LinearKind kind : kAllLinears) {
-    pattern.check_columns(linear_shape(config, kind)[1], std::string("model.layers.*.") + linear_name(kind) + ".weight");
+  for (LinearKind kind : layer_linears(config)) {
+    pattern.check_columns(linear_shape(config, kind)[1],
+                          std::string("model.layers.*.") + linear_name(config, kind) + ".weight");
   }
 }
 

@@ -55,10 +55,11 @@ def eval_forward(model_dir, seqlen=64, chunks=4, world=1, binary=BINARY):
     return windows, logits, nll
 
 
-def hf_model(model_dir):
+def hf_model(model_dir, **options):
     from transformers import AutoModelForCausalLM
 
-    model, info = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, output_loading_info=True)
+    model, info = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, output_loading_info=True,
+                                                       **options)
     return model.eval(), info
 
 

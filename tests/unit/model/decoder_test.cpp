@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <vector>
 
 #include "core/common/error.h"
@@ -27,7 +28,7 @@ const c10::Device kCpu(c10::kCPU);
 at::Tensor library_logits(const TinyModel& m, const at::Tensor& tokens, int64_t offset = 0,
                           const LinearTap* tap = nullptr) {
   const RopeTables rope = make_rope_tables(m.config, offset + tokens.size(1), kCpu);
-  at::Tensor h = embed_tokens(m.embedding, tokens);
+  at::Tensor h = scale_embeddings(m.config, embed_tokens(m.embedding, tokens));
   for (const DecoderLayerWeights& layer : m.layers) {
     h = decoder_layer_forward(layer, m.config, rope, h, offset, nullptr, tap);
   }
@@ -60,17 +61,29 @@ TEST_P(DecoderVariants, RopeTables_HalfFrequenciesRepeatedTwice) {
   const ModelConfig& config = GetParam().second;
   const RopeTables rope = make_rope_tables(config, 50, kCpu);
   ASSERT_EQ(rope.n_positions(), 50);
-  ASSERT_EQ(rope.cos.sizes(), (at::IntArrayRef{50, config.head_dim}));
+  // phi3 rotates int(head_dim * partial_rotary_factor) dims, LongRoPE scales cos and sin.
+  const int64_t dims = testing::naive_rotary_dims(config);
+  ASSERT_EQ(rope.cos.sizes(), (at::IntArrayRef{50, dims}));
   const std::vector<double> inv_freq = testing::naive_inv_freq(config);
-  const int64_t half = config.head_dim / 2;
+  const double scale =
+      config.rope_scaling.type == RopeScaling::Type::kLongRope ? config.rope_scaling.attention_factor : 1.0;
+  const int64_t half = dims / 2;
   for (int64_t p : {0, 1, 17, 49}) {
     for (int64_t i = 0; i < half; ++i) {
       const double angle = double(p) * inv_freq[i];
-      EXPECT_NEAR(rope.cos[p][i].item<double>(), std::cos(angle), 1e-5);
-      EXPECT_NEAR(rope.sin[p][i].item<double>(), std::sin(angle), 1e-5);
+      EXPECT_NEAR(rope.cos[p][i].item<double>(), scale * std::cos(angle), 1e-5);
+      EXPECT_NEAR(rope.sin[p][i].item<double>(), scale * std::sin(angle), 1e-5);
       EXPECT_EQ(rope.cos[p][i].item<float>(), rope.cos[p][i + half].item<float>());
       EXPECT_EQ(rope.sin[p][i].item<float>(), rope.sin[p][i + half].item<float>());
     }
+  }
+  // gemma3_text: a second table for the sliding layers, with the local base and no scaling.
+  ASSERT_EQ(rope.local_cos.defined(), config.local_rope_theta.has_value());
+  if (!config.local_rope_theta) return;
+  const std::vector<double> local = testing::naive_inv_freq(config, /*local=*/true);
+  for (int64_t i = 0; i < half; ++i) {
+    EXPECT_NEAR(rope.local_cos[17][i].item<double>(), std::cos(17 * local[i]), 1e-5);
+    EXPECT_NEAR(rope.local_sin[17][i].item<double>(), std::sin(17 * local[i]), 1e-5);
   }
 }
 
@@ -79,14 +92,14 @@ TEST_P(DecoderVariants, Forward_MatchesNaiveReference) {
   const at::Tensor tokens = testing::random_tokens(12, 2, 7, m.config.vocab_size);
   const at::Tensor logits = library_logits(m, tokens);
   ASSERT_EQ(logits.sizes(), (at::IntArrayRef{2, 7, m.config.vocab_size}));
-  EXPECT_LT(testing::max_relative_error(logits, naive_batch_logits(m, tokens)), 1e-4);
+  EXPECT_LT(testing::max_relative_error(logits, naive_batch_logits(m, tokens)), 1e-5);
 }
 
 TEST_P(DecoderVariants, ForwardAtPositionOffset_MatchesNaiveReference) {
   const TinyModel m = testing::make_tiny_model(GetParam().second, 13);
   const at::Tensor tokens = testing::random_tokens(14, 1, 6, m.config.vocab_size);
   const at::Tensor logits = library_logits(m, tokens, /*offset=*/5);
-  EXPECT_LT(testing::max_relative_error(logits, naive_batch_logits(m, tokens, 5)), 1e-4);
+  EXPECT_LT(testing::max_relative_error(logits, naive_batch_logits(m, tokens, 5)), 1e-5);
   // Rotary embeddings encode relative positions: shifting every query and key by the same
   // offset leaves the attention scores unchanged.
   EXPECT_LT(testing::max_relative_error(logits, library_logits(m, tokens, 0)), 1e-5);
@@ -100,7 +113,7 @@ at::Tensor cached_logits(const TinyModel& m, const at::Tensor& tokens, const std
   std::vector<at::Tensor> outputs;
   int64_t position = 0;
   for (int64_t chunk : chunks) {
-    at::Tensor h = embed_tokens(m.embedding, tokens.narrow(1, position, chunk));
+    at::Tensor h = scale_embeddings(m.config, embed_tokens(m.embedding, tokens.narrow(1, position, chunk)));
     for (size_t l = 0; l < m.layers.size(); ++l) {
       h = decoder_layer_forward(m.layers[l], m.config, rope, h, position, &caches[l]);
     }
@@ -128,23 +141,27 @@ TEST_P(DecoderVariants, Taps_SeeExactLinearInputsInOrder) {
   std::vector<std::pair<LinearKind, at::Tensor>> seen;
   const LinearTap tap = [&](LinearKind kind, const at::Tensor& input) { seen.emplace_back(kind, input.clone()); };
   library_logits(m, tokens, 0, &tap);
-  ASSERT_EQ(seen.size(), size_t(kNumLinears * m.config.n_layers));
+  const std::vector<LinearKind> linears = layer_linears(m.config);
+  const size_t n = linears.size();
+  ASSERT_EQ(seen.size(), n * size_t(m.config.n_layers));
 
   const testing::NaiveModel naive = testing::to_naive(m);
   std::vector<std::vector<testing::NaiveTaps>> naive_taps(2);  // [batch][layer]
   for (int64_t b = 0; b < 2; ++b) testing::naive_logits(naive, testing::row_tokens(tokens, b), 0, &naive_taps[b]);
   for (int64_t l = 0; l < m.config.n_layers; ++l) {
-    for (int k = 0; k < kNumLinears; ++k) {
-      const auto& [kind, input] = seen[l * kNumLinears + k];
-      ASSERT_EQ(kind, kAllLinears[k]) << "layer " << l << " call " << k;
+    for (size_t k = 0; k < n; ++k) {
+      const auto& [kind, input] = seen[l * n + k];
+      ASSERT_EQ(kind, linears[k]) << "layer " << l << " call " << k;
       const int64_t in_features = linear_shape(m.config, kind)[1];
-      ASSERT_EQ(input.sizes(), (at::IntArrayRef{2, 5, in_features})) << linear_short_name(kind);
-      const at::Tensor expected = testing::to_tensor({naive_taps[0][l][k], naive_taps[1][l][k]});
-      EXPECT_LT(testing::max_relative_error(input, expected), 1e-4) << "layer " << l << " " << linear_short_name(kind);
+      ASSERT_EQ(input.sizes(), (at::IntArrayRef{2, 5, in_features})) << linear_short_name(m.config, kind);
+      const int i = static_cast<int>(kind);
+      const at::Tensor expected = testing::to_tensor({naive_taps[0][l][i], naive_taps[1][l][i]});
+      EXPECT_LT(testing::max_relative_error(input, expected), 1e-4)
+          << "layer " << l << " " << linear_short_name(m.config, kind);
     }
+    if (m.config.fused_projections) continue;
     // q, k and v share one input, as do gate and up.
-    const auto& layer_seen = std::vector<std::pair<LinearKind, at::Tensor>>(
-        seen.begin() + l * kNumLinears, seen.begin() + (l + 1) * kNumLinears);
+    const auto& layer_seen = std::vector<std::pair<LinearKind, at::Tensor>>(seen.begin() + l * n, seen.begin() + (l + 1) * n);
     EXPECT_TRUE(at::equal(layer_seen[0].second, layer_seen[1].second));
     EXPECT_TRUE(at::equal(layer_seen[0].second, layer_seen[2].second));
     EXPECT_TRUE(at::equal(layer_seen[4].second, layer_seen[5].second));
@@ -171,6 +188,101 @@ TEST_P(DecoderVariants, Bf16Compute_CloseToFp32) {
 
 INSTANTIATE_TEST_SUITE_P(Model, DecoderVariants, ::testing::ValuesIn(testing::tiny_config_variants()),
                          [](const auto& info) { return info.param.first; });
+
+const ModelConfig& variant(const std::string& label) {
+  static const auto variants = testing::tiny_config_variants();
+  for (const auto& [name, config] : variants) {
+    if (name == label) return config;
+  }
+  throw std::runtime_error("no variant " + label);
+}
+
+// Each family feature changes the logits well beyond the reference tolerance, so the naive
+// comparison above would catch it missing.
+TEST(Decoder, FamilyFeatures_EachChangesTheLogits) {
+  const at::Tensor tokens = testing::random_tokens(30, 1, 8, 40);
+  // The same weights run under the base config and under one with a feature turned off.
+  auto changes = [&](const ModelConfig& base, const ModelConfig& changed) {
+    const TinyModel m = testing::make_tiny_model(base, 31);
+    TinyModel other = m;
+    other.config = changed;
+    return testing::max_relative_error(library_logits(m, tokens), library_logits(other, tokens)) > 1e-3;
+  };
+  const ModelConfig gemma2 = variant("gemma2_softcap_sliding");
+  ModelConfig no_cap = gemma2;
+  no_cap.attn_logit_softcapping.reset();
+  EXPECT_TRUE(changes(gemma2, no_cap));
+  ModelConfig no_final_cap = gemma2;
+  no_final_cap.final_logit_softcapping.reset();
+  EXPECT_TRUE(changes(gemma2, no_final_cap));
+  ModelConfig no_window = gemma2;
+  no_window.sliding_layers.assign(2, false);
+  EXPECT_TRUE(changes(gemma2, no_window));
+  ModelConfig head_dim_scale = gemma2;
+  head_dim_scale.query_pre_attn_scalar.reset();
+  EXPECT_TRUE(changes(gemma2, head_dim_scale));
+  const ModelConfig gemma3 = variant("gemma3_local_rope_qk_norm");
+  ModelConfig one_base = gemma3;
+  one_base.local_rope_theta.reset();
+  EXPECT_TRUE(changes(gemma3, one_base));
+  ModelConfig gemma_norm_off = gemma3;
+  gemma_norm_off.norm_plus_one = false;
+  EXPECT_TRUE(changes(gemma3, gemma_norm_off));
+}
+
+// phi3's fused qkv_proj and gate_up_proj read the same input as the split q/k/v and gate/up
+// of a Llama with those rows: the tapped inputs (hence Wanda's column norms and SparseGPT's
+// Hessian, both functions of that input alone) and the logits are the same.
+TEST(Decoder, FusedProjections_SameInputsAndLogitsAsTheSplitTwin) {
+  ModelConfig phi3 = variant("phi3_fused_partial_longrope");
+  phi3.rope_scaling = RopeScaling{};  // the twin is a plain Llama
+  phi3.partial_rotary_factor = 1.0;
+  const TinyModel fused = testing::make_tiny_model(phi3, 41);
+  TinyModel split = fused;
+  split.config.model_type = "llama";
+  split.config.fused_projections = false;
+  for (DecoderLayerWeights& layer : split.layers) {
+    layer.fused = false;
+    const at::Tensor qkv = layer[LinearKind::kQ].weight, gate_up = layer[LinearKind::kGate].weight;
+    layer[LinearKind::kQ].weight = qkv.narrow(0, 0, phi3.q_size()).clone();
+    layer[LinearKind::kK].weight = qkv.narrow(0, phi3.q_size(), phi3.kv_size()).clone();
+    layer[LinearKind::kV].weight = qkv.narrow(0, phi3.q_size() + phi3.kv_size(), phi3.kv_size()).clone();
+    layer[LinearKind::kGate].weight = gate_up.narrow(0, 0, phi3.intermediate_size).clone();
+    layer[LinearKind::kUp].weight = gate_up.narrow(0, phi3.intermediate_size, phi3.intermediate_size).clone();
+  }
+  const at::Tensor tokens = testing::random_tokens(42, 2, 7, phi3.vocab_size);
+  std::map<std::pair<int, int>, at::Tensor> fused_inputs, split_inputs;
+  int fused_calls = 0, split_calls = 0;
+  const LinearTap fused_tap = [&](LinearKind kind, const at::Tensor& input) {
+    fused_inputs[{fused_calls++ / 4, int(kind)}] = input.clone();
+  };
+  const LinearTap split_tap = [&](LinearKind kind, const at::Tensor& input) {
+    split_inputs[{split_calls++ / 7, int(kind)}] = input.clone();
+  };
+  const at::Tensor a = library_logits(fused, tokens, 0, &fused_tap), b = library_logits(split, tokens, 0, &split_tap);
+  EXPECT_LT(testing::max_relative_error(a, b), 1e-6);
+  ASSERT_EQ(fused_inputs.size(), 4u * phi3.n_layers);
+  for (int l = 0; l < phi3.n_layers; ++l) {
+    for (LinearKind kind : {LinearKind::kQ, LinearKind::kO, LinearKind::kGate, LinearKind::kDown}) {
+      EXPECT_LT(testing::max_relative_error(fused_inputs.at({l, int(kind)}), split_inputs.at({l, int(kind)})), 1e-6)
+          << "layer " << l << " " << linear_short_name(phi3, kind);
+    }
+  }
+}
+
+// transformers moves every position to LongRoPE's long factors past the original context;
+// pipeprune has the short factors only, so longer tables are a ConfigError saying so.
+TEST(Decoder, LongRopeBeyondOriginalContext_ConfigError) {
+  const ModelConfig phi3 = variant("phi3_fused_partial_longrope");  // original 128
+  EXPECT_NO_THROW(make_rope_tables(phi3, 128, kCpu));
+  try {
+    make_rope_tables(phi3, 129, kCpu);
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("original_max_position_embeddings (128)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--seqlen"), std::string::npos) << e.what();
+  }
+}
 
 TEST(Decoder, Llama3Rope_AllThreeBandsUsed) {
   const ModelConfig config = testing::tiny_config_variants()[3].second;

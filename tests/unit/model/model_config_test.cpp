@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -141,6 +142,14 @@ TEST(ModelConfig, EosList_AllIdsKept) {
   json j = llama_json();
   j["eos_token_id"] = {128001, 128008, 128009};
   EXPECT_EQ(ModelConfig::from_json(j, kSource).eos_token_ids, (std::vector<int64_t>{128001, 128008, 128009}));
+}
+
+TEST(ModelConfig, BosList_FirstIdStartsText) {
+  json j = llama_json();
+  j["bos_token_id"] = {5, 6};
+  EXPECT_EQ(ModelConfig::from_json(j, kSource).bos_token_id, std::optional<int64_t>(5));
+  j["bos_token_id"] = json::array();
+  EXPECT_FALSE(ModelConfig::from_json(j, kSource).bos_token_id.has_value());
 }
 
 TEST(ModelConfig, RopeLlama3_ParametersRead) {
@@ -287,6 +296,187 @@ TEST(ModelConfig, ToJson_UnrepresentableBiases_ConfigError) {
   ModelConfig c = ModelConfig::from_json(llama_json(), kSource);
   c.qkv_bias = true;  // llama ties q,k,v and o biases to one attention_bias flag
   EXPECT_THROW(c.to_json(), ConfigError);
+}
+
+// Qwen3-0.6B's config.json, trimmed: head_dim 128 != 1024 / 16, q/k norms, no biases.
+json qwen3_json() {
+  return json::parse(R"({
+    "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 1024,
+    "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16,
+    "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936, "max_position_embeddings": 40960,
+    "max_window_layers": 28, "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000,
+    "sliding_window": null, "use_sliding_window": false, "tie_word_embeddings": true,
+    "attention_bias": false, "torch_dtype": "bfloat16", "bos_token_id": 151643, "eos_token_id": 151645,
+    "hidden_act": "silu"})");
+}
+
+// gemma-2-2b's config.json, trimmed.
+json gemma2_json() {
+  return json::parse(R"({
+    "architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "hidden_size": 2304,
+    "intermediate_size": 9216, "num_hidden_layers": 26, "num_attention_heads": 8,
+    "num_key_value_heads": 4, "head_dim": 256, "vocab_size": 256000, "max_position_embeddings": 8192,
+    "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "hidden_act": "gelu_pytorch_tanh",
+    "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 256, "sliding_window": 4096,
+    "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0, "attention_bias": false,
+    "torch_dtype": "float32", "bos_token_id": 2, "eos_token_id": [1, 107], "pad_token_id": 0})");
+}
+
+// gemma-3-1b-pt's config.json (transformers 4.50 style), trimmed.
+json gemma3_json() {
+  return json::parse(R"({
+    "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": 1152,
+    "intermediate_size": 6912, "num_hidden_layers": 26, "num_attention_heads": 4,
+    "num_key_value_heads": 1, "head_dim": 256, "vocab_size": 262144, "max_position_embeddings": 32768,
+    "rms_norm_eps": 1e-06, "rope_theta": 1000000, "rope_local_base_freq": 10000, "rope_scaling": null,
+    "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 256, "sliding_window": 512,
+    "sliding_window_pattern": 6, "attn_logit_softcapping": null, "final_logit_softcapping": null,
+    "attention_bias": false, "torch_dtype": "bfloat16", "bos_token_id": 2, "eos_token_id": 1})");
+}
+
+TEST(ModelConfig, Qwen3_QkNormsNoBiasesFamilyDefaults) {
+  const ModelConfig c = ModelConfig::from_json(qwen3_json(), kSource);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_FALSE(c.qkv_bias || c.o_bias || c.mlp_bias || c.norm_plus_one || c.sandwich_norms);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_FALSE(c.sliding_window.has_value());
+  json j = qwen3_json();
+  j.erase("head_dim");
+  j.erase("tie_word_embeddings");
+  j.erase("max_position_embeddings");
+  j["attention_bias"] = true;
+  const ModelConfig d = ModelConfig::from_json(j, kSource);
+  EXPECT_EQ(d.head_dim, 128);  // Qwen3Config's default, not 1024 / 16
+  EXPECT_FALSE(d.tie_word_embeddings);
+  EXPECT_EQ(d.max_position_embeddings, 32768);
+  EXPECT_TRUE(d.qkv_bias && d.o_bias);  // attention_bias: q, k, v and o
+  j["use_sliding_window"] = true;
+  expect_config_error(j, {kSource, "use_sliding_window"});
+}
+
+TEST(ModelConfig, Gemma2_StructureCapsAndAlternatingLayers) {
+  const ModelConfig c = ModelConfig::from_json(gemma2_json(), kSource);
+  EXPECT_TRUE(c.norm_plus_one && c.sandwich_norms && c.scale_embeddings);
+  EXPECT_FALSE(c.qk_norm);
+  EXPECT_EQ(c.activation, Activation::kGeluTanh);
+  EXPECT_TRUE(c.tie_word_embeddings);  // absent: gemma's default
+  EXPECT_EQ(c.query_pre_attn_scalar, std::optional<double>(256));
+  EXPECT_EQ(c.attn_logit_softcapping, std::optional<double>(50));
+  EXPECT_EQ(c.final_logit_softcapping, std::optional<double>(30));
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{1, 107}));
+  for (int64_t l = 0; l < 4; ++l) EXPECT_EQ(c.layer_is_sliding(l), l % 2 == 0) << l;
+  json j = gemma2_json();
+  for (const char* field : {"head_dim", "query_pre_attn_scalar", "sliding_window", "attn_logit_softcapping",
+                            "final_logit_softcapping", "max_position_embeddings"}) {
+    j.erase(field);
+  }
+  const ModelConfig d = ModelConfig::from_json(j, kSource);
+  EXPECT_EQ(d.head_dim, 256);
+  EXPECT_EQ(d.sliding_window, std::optional<int64_t>(4096));
+  EXPECT_EQ(d.attn_logit_softcapping, std::optional<double>(50));
+  EXPECT_EQ(d.max_position_embeddings, 8192);
+  j["attn_logit_softcapping"] = nullptr;  // null turns capping off
+  EXPECT_FALSE(ModelConfig::from_json(j, kSource).attn_logit_softcapping.has_value());
+  j["layer_types"] = json::array({"full_attention", "sliding_attention"});
+  expect_config_error(j, {kSource, "layer_types", "one type per layer"});
+  j["hidden_activation"] = "gelu";
+  expect_config_error(j, {kSource, "hidden_activation", "gelu_pytorch_tanh"});
+}
+
+TEST(ModelConfig, Gemma3Text_LocalRopeAndPatternBothFormats) {
+  const ModelConfig c = ModelConfig::from_json(gemma3_json(), kSource);
+  EXPECT_TRUE(c.qk_norm && c.norm_plus_one && c.sandwich_norms);
+  EXPECT_FALSE(c.attn_logit_softcapping.has_value());
+  EXPECT_FALSE(c.final_logit_softcapping.has_value());
+  EXPECT_EQ(c.rope_theta, 1e6);
+  EXPECT_EQ(c.local_rope_theta, std::optional<double>(1e4));
+  for (int64_t l = 0; l < 12; ++l) EXPECT_EQ(c.layer_is_sliding(l), l % 6 != 5) << l;
+  // transformers 5 writes rope_parameters per layer type and the layer types themselves.
+  json j = gemma3_json();
+  j.erase("rope_theta");
+  j.erase("rope_local_base_freq");
+  j.erase("rope_scaling");
+  j.erase("sliding_window_pattern");
+  j["rope_parameters"] = {{"full_attention", {{"rope_type", "linear"}, {"factor", 8.0}, {"rope_theta", 1e6}}},
+                          {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 1e4}}}};
+  json types = json::array();
+  for (int64_t l = 0; l < 26; ++l) types.push_back(l % 6 == 5 ? "full_attention" : "sliding_attention");
+  j["layer_types"] = types;
+  const ModelConfig d = ModelConfig::from_json(j, kSource);
+  EXPECT_EQ(d.rope_scaling.type, RopeScaling::Type::kLinear);
+  EXPECT_EQ(d.rope_scaling.factor, 8.0);
+  EXPECT_EQ(d.sliding_layers, c.sliding_layers);
+  EXPECT_EQ(d.local_rope_theta, c.local_rope_theta);
+  // Round trip of both.
+  for (const ModelConfig& config : {c, d}) {
+    EXPECT_TRUE(ModelConfig::from_json(json::parse(config.to_json().dump()), "written") == config);
+  }
+  EXPECT_TRUE(ModelConfig::from_json(json::parse(ModelConfig::from_json(gemma2_json(), kSource).to_json().dump()),
+                                     "written") == ModelConfig::from_json(gemma2_json(), kSource));
+  EXPECT_TRUE(ModelConfig::from_json(json::parse(ModelConfig::from_json(qwen3_json(), kSource).to_json().dump()),
+                                     "written") == ModelConfig::from_json(qwen3_json(), kSource));
+  j["rope_parameters"]["sliding_attention"] = {{"rope_type", "linear"}, {"factor", 2.0}};
+  expect_config_error(j, {kSource, "rope_parameters.sliding_attention"});
+}
+
+// Phi-3.5-mini's config.json shape, scaled down: LongRoPE over 131072 / 4096 positions.
+json phi3_json() {
+  return json::parse(R"({
+    "architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "hidden_size": 64,
+    "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4,
+    "vocab_size": 512, "max_position_embeddings": 131072, "original_max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "sliding_window": 262144, "tie_word_embeddings": false,
+    "rope_scaling": {"type": "longrope", "short_factor": [1.0, 1.1, 1.2, 1.5, 2.0, 3.0, 5.0, 8.0],
+                     "long_factor": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]},
+    "torch_dtype": "bfloat16", "bos_token_id": 1, "eos_token_id": 32000, "hidden_act": "silu"})");
+}
+
+TEST(ModelConfig, Phi3_FusedLongRopeFactorsDerivedAsTransformers) {
+  const ModelConfig c = ModelConfig::from_json(phi3_json(), kSource);
+  EXPECT_TRUE(c.fused_projections);
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::kLongRope);
+  EXPECT_EQ(c.rope_scaling.short_factor.size(), 8u);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 4096);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 32.0);  // 131072 / 4096
+  EXPECT_DOUBLE_EQ(c.rope_scaling.attention_factor, std::sqrt(1 + std::log(32.0) / std::log(4096.0)));
+  EXPECT_EQ(c.rotary_dim(), 16);
+  EXPECT_EQ(c.sliding_window, std::optional<int64_t>(262144));
+  EXPECT_TRUE(ModelConfig::from_json(json::parse(c.to_json().dump()), "written") == c) << c.to_json().dump();
+  // Phi-4-mini: partial_rotary_factor 0.75 (in transformers 5 inside rope_parameters).
+  json j = phi3_json();
+  j.erase("rope_scaling");
+  j.erase("rope_theta");
+  j["rope_parameters"] = {{"rope_type", "longrope"}, {"rope_theta", 10000.0}, {"partial_rotary_factor", 0.75},
+                          {"short_factor", {1.0, 1.0, 2.0, 2.0, 3.0, 3.0}}, {"long_factor", {1, 1, 1, 1, 1, 1}},
+                          {"original_max_position_embeddings", 4096}};
+  const ModelConfig d = ModelConfig::from_json(j, kSource);
+  EXPECT_EQ(d.rotary_dim(), 12);
+  EXPECT_EQ(d.rope_scaling.short_factor.size(), 6u);
+  EXPECT_TRUE(ModelConfig::from_json(json::parse(d.to_json().dump()), "written") == d) << d.to_json().dump();
+  j["rope_parameters"]["short_factor"] = {1.0, 2.0};
+  expect_config_error(j, {kSource, "short_factor", "has 2 entries", "(6)"});
+  // The old name "su", and the factor given.
+  json su = phi3_json();
+  su["rope_scaling"]["type"] = "su";
+  su["rope_scaling"]["factor"] = 4.0;
+  const ModelConfig e = ModelConfig::from_json(su, kSource);
+  EXPECT_EQ(e.rope_scaling.type, RopeScaling::Type::kLongRope);
+  EXPECT_DOUBLE_EQ(e.rope_scaling.attention_factor, std::sqrt(1 + std::log(4.0) / std::log(4096.0)));
+  json llama = llama_json();
+  llama["rope_scaling"] = phi3_json()["rope_scaling"];
+  expect_config_error(llama, {kSource, "rope_scaling.rope_type", "longrope", "phi3 only"});
+}
+
+TEST(ModelConfig, VisionOrMoeModelTypes_ErrorListsSupported) {
+  json j = gemma3_json();
+  j["model_type"] = "gemma3";
+  expect_config_error(j, {kSource, "gemma3_text", "llama, mistral, qwen2, qwen3, phi3, gemma2 and gemma3_text"});
+  j["model_type"] = "qwen3_moe";
+  expect_config_error(j, {kSource, "qwen3_moe", "llama, mistral, qwen2, qwen3, phi3, gemma2 and gemma3_text"});
+  // A per-layer-type rope_parameters belongs to gemma3_text only.
+  json q = qwen3_json();
+  q["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}}}};
+  expect_config_error(q, {kSource, "rope_parameters"});
 }
 
 TEST(ModelConfig, FromFileInvalidJson_FormatErrorNamingFile) {

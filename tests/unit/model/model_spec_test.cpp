@@ -82,13 +82,16 @@ TEST(ModelSpec, ShardedBf16_FilesAndDtype) {
   EXPECT_EQ(layout.files.size(), 2u);
 }
 
-TEST(ModelSpec, UnusedTensor_IgnoredAndWarned) {
+// Buffers the forward does not use pass: an inv_freq or an empty tensor inside a layer
+// silently, anything outside the layers with a warning.
+TEST(ModelSpec, UnusedBuffers_IgnoredAndOutsideLayersWarned) {
   const ModelConfig config = testing::tiny_config("llama", 32, 4, 2, 8);
   const testing::TinyModel m = testing::make_tiny_model(config, 1);
   const testing::TempDir dir("spec_extra");
   auto tensors = testing::tiny_named_tensors(m);
   tensors.emplace_back("model.layers.0.self_attn.rotary_emb.inv_freq", at::ones({4}));
-  tensors.emplace_back("model.layers.0.self_attn.q_proj.bias", at::ones({32}));
+  tensors.emplace_back("model.layers.1.mlp.down_proj.bias", at::ones({0}));
+  tensors.emplace_back("model.vision_projection.weight", at::ones({3, 2}));
   testing::write_checkpoint(dir.path(), config, tensors);
   std::vector<std::string> warnings;
   const log::Sink previous = log::set_sink([&](log::Level level, const std::string& line) {
@@ -96,10 +99,10 @@ TEST(ModelSpec, UnusedTensor_IgnoredAndWarned) {
   });
   const ModelSpec spec = ModelSpec::open(dir.path());
   log::set_sink(previous);
-  EXPECT_EQ(spec.ignored_tensors.size(), 2u);
-  ASSERT_EQ(warnings.size(), 1u);  // the stray bias; inv_freq buffers are expected
-  EXPECT_NE(warnings[0].find("model.layers.0.self_attn.q_proj.bias"), std::string::npos) << warnings[0];
-  EXPECT_EQ(spec.tensor_specs().size(), tensors.size() - 2);
+  EXPECT_EQ(spec.ignored_tensors.size(), 3u);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("model.vision_projection.weight"), std::string::npos) << warnings[0];
+  EXPECT_EQ(spec.tensor_specs().size(), tensors.size() - 3);
 }
 
 template <typename F>
@@ -111,6 +114,27 @@ void expect_format_error(F f, const std::string& part) {
     const std::string message = e.what();
     EXPECT_EQ(message.find('\n'), std::string::npos) << message;
     EXPECT_NE(message.find(part), std::string::npos) << part << " not in: " << message;
+  }
+}
+
+// A weight inside a decoder layer that the config does not use (a bias without attention_bias,
+// qwen3's q_norm under a qwen2 config.json, gemma's feed-forward norms under llama) would be
+// silently dropped from the forward: a FormatError naming it.
+TEST(ModelSpec, UnknownWeightInsideLayer_FormatErrorNamingIt) {
+  const ModelConfig config = testing::tiny_config("llama", 32, 4, 2, 8);
+  const testing::TinyModel m = testing::make_tiny_model(config, 1);
+  for (const auto& [name, shape] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {"model.layers.0.self_attn.q_proj.bias", {32}},
+           {"model.layers.1.self_attn.q_norm.weight", {8}},
+           {"model.layers.0.pre_feedforward_layernorm.weight", {32}}}) {
+    SCOPED_TRACE(name);
+    const testing::TempDir dir("spec_unknown");
+    auto tensors = testing::tiny_named_tensors(m);
+    tensors.emplace_back(name, at::ones(shape));
+    testing::write_checkpoint(dir.path(), config, tensors);
+    expect_format_error([&] { ModelSpec::open(dir.path()); },
+                        "tensor " + name + " is inside a decoder layer but a llama model with this config.json has "
+                                           "no such weight");
   }
 }
 

@@ -75,8 +75,8 @@ TEST(SyntheticModel, SmallConfig_OpensAndLoadsWithExpectedValues) {
   const SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint::open(out);
   for (int64_t l = 0; l < 3; ++l) {
     const DecoderLayerWeights w = load_decoder_layer(checkpoint, spec.config, l);
-    EXPECT_TRUE(at::equal(w.input_layernorm, at::ones({64})));
-    EXPECT_TRUE(at::equal(w.post_attention_layernorm, at::ones({64})));
+    EXPECT_TRUE(at::equal(w.norm(NormKind::kInput), at::ones({64})));
+    EXPECT_TRUE(at::equal(w.norm(NormKind::kPostAttention), at::ones({64})));
     for (LinearKind kind : {LinearKind::kQ, LinearKind::kK, LinearKind::kV}) {
       ASSERT_TRUE(w[kind].bias.defined());
       EXPECT_EQ(w[kind].bias.abs().max().item<float>(), 0.0f);
@@ -248,7 +248,8 @@ TEST(SyntheticModel, NamedShapes_ValidConfigsWithPublishedParameterCounts) {
   const std::map<std::string, int64_t> published = {
       {"llama-1b", 1100048384LL},   {"llama-3b", 3426473600LL},   {"llama-7b", 6738415616LL},
       {"llama-13b", 13015864320LL}, {"llama-30b", 32528943616LL}, {"llama-70b", 68976648192LL}, {"llama3-8b", 8030261248LL},
-      {"llama3-70b", 70553706496LL}, {"mistral-7b", 7241732096LL}, {"qwen2-7b", 7615616512LL}};
+      {"llama3-70b", 70553706496LL}, {"mistral-7b", 7241732096LL}, {"qwen2-7b", 7615616512LL},
+      {"qwen3-8b", 8190735360LL},    {"phi-3-mini", 3821079552LL},    {"gemma-2-9b", 9241705984LL}, {"gemma-3-12b", 11766034176LL}};
   ASSERT_EQ(synthetic_shape_names().size(), published.size());
   for (const std::string& name : synthetic_shape_names()) {
     SCOPED_TRACE(name);
@@ -268,6 +269,19 @@ TEST(SyntheticModel, NamedShapes_ValidConfigsWithPublishedParameterCounts) {
   EXPECT_TRUE(synthetic_shape_config("qwen2-7b").qkv_bias);
   EXPECT_EQ(synthetic_shape_config("mistral-7b").sliding_window, std::optional<int64_t>(4096));
   EXPECT_EQ(synthetic_shape_config("llama-70b").n_kv_heads, 8);
+  EXPECT_TRUE(synthetic_shape_config("qwen3-8b").qk_norm);
+  EXPECT_TRUE(synthetic_shape_config("phi-3-mini").fused_projections);
+  const ModelConfig gemma2 = synthetic_shape_config("gemma-2-9b");
+  EXPECT_TRUE(gemma2.tie_word_embeddings && gemma2.sandwich_norms && gemma2.norm_plus_one && gemma2.scale_embeddings);
+  EXPECT_EQ(gemma2.attn_logit_softcapping, std::optional<double>(50.0));
+  EXPECT_TRUE(gemma2.layer_is_sliding(0));
+  EXPECT_FALSE(gemma2.layer_is_sliding(1));
+  const ModelConfig gemma3 = synthetic_shape_config("gemma-3-12b");
+  EXPECT_TRUE(gemma3.qk_norm);
+  EXPECT_FALSE(gemma3.attn_logit_softcapping.has_value());
+  EXPECT_EQ(gemma3.local_rope_theta, std::optional<double>(1e4));
+  EXPECT_EQ(gemma3.rope_scaling.type, RopeScaling::Type::kLinear);
+  for (int64_t l = 0; l < 12; ++l) EXPECT_EQ(gemma3.layer_is_sliding(l), l % 6 != 5) << l;
 }
 
 }  // namespace

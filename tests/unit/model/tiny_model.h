@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
@@ -66,6 +67,38 @@ inline std::vector<std::pair<std::string, ModelConfig>> tiny_config_variants() {
   ModelConfig mistral = tiny_config("mistral", 32, 4, 2, 8);
   mistral.sliding_window = 3;
   out.emplace_back("mistral_sliding_window", mistral);
+
+  // The other families come from config.json fields, as users give them.
+  auto family = [](const char* extra) {
+    nlohmann::json j = nlohmann::json::parse(extra);
+    const nlohmann::json defaults = {{"hidden_size", 32}, {"intermediate_size", 52}, {"num_hidden_layers", 2},
+                                     {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 16},
+                                     {"vocab_size", 40}, {"max_position_embeddings", 128}, {"rms_norm_eps", 1e-5}};
+    for (const auto& [key, value] : defaults.items()) {
+      if (!j.contains(key)) j[key] = value;
+    }
+    return ModelConfig::from_json(j, "tiny");
+  };
+  out.emplace_back("qwen3_qk_norm", family(R"({"model_type": "qwen3", "rope_theta": 1000000.0})"));
+  // Small caps so that tanh bends the scores and logits; query_pre_attn_scalar != head_dim;
+  // layer 0 slides (window 3), layer 1 attends to everything.
+  out.emplace_back("gemma2_softcap_sliding",
+                   family(R"({"model_type": "gemma2", "query_pre_attn_scalar": 24, "sliding_window": 3,
+                              "attn_logit_softcapping": 2.0, "final_logit_softcapping": 3.0})"));
+  // Three layers, sliding, sliding, full; the full layer uses linear-scaled RoPE with base 1e6,
+  // the sliding ones default RoPE with base 100.
+  out.emplace_back("gemma3_local_rope_qk_norm",
+                   family(R"({"model_type": "gemma3_text", "num_hidden_layers": 3, "sliding_window": 3,
+                              "sliding_window_pattern": 3, "query_pre_attn_scalar": 16,
+                              "rope_theta": 1000000.0, "rope_scaling": {"rope_type": "linear", "factor": 4.0},
+                              "rope_local_base_freq": 100.0, "final_logit_softcapping": 3.0})"));
+  // phi3: fused qkv_proj and gate_up_proj, half the head rotated, LongRoPE short factors with
+  // the attention factor of max_position_embeddings 512 over an original 128.
+  out.emplace_back("phi3_fused_partial_longrope",
+                   family(R"({"model_type": "phi3", "partial_rotary_factor": 0.5, "max_position_embeddings": 512,
+                              "original_max_position_embeddings": 128,
+                              "rope_scaling": {"type": "longrope", "short_factor": [1.0, 1.5, 3.0, 7.0],
+                                               "long_factor": [2.0, 4.0, 8.0, 16.0]}})"));
   return out;
 }
 
@@ -81,16 +114,18 @@ inline TinyModel make_tiny_model(const ModelConfig& config, uint64_t seed) {
   for (int64_t l = 0; l < config.n_layers; ++l) {
     DecoderLayerWeights w;
     w.layer = l;
-    w.input_layernorm = random_tensor(gen, {config.hidden_size}, 0.1, 1.0);
-    w.post_attention_layernorm = random_tensor(gen, {config.hidden_size}, 0.1, 1.0);
-    for (LinearKind kind : kAllLinears) {
+    // gemma scales by (1 + w): its weights sit around 0, the others' around 1.
+    const double shift = config.norm_plus_one ? 0.0 : 1.0;
+    for (NormKind kind : layer_norms(config)) w.norm(kind) = random_tensor(gen, {norm_size(config, kind)}, 0.1, shift);
+    w.fused = config.fused_projections;
+    for (LinearKind kind : layer_linears(config)) {
       const auto shape = linear_shape(config, kind);
       w[kind].weight = random_tensor(gen, {shape[0], shape[1]}, 1.0 / std::sqrt(double(shape[1])));
       if (linear_has_bias(config, kind)) w[kind].bias = random_tensor(gen, {shape[0]}, 0.1);
     }
     model.layers.push_back(std::move(w));
   }
-  model.head.norm = random_tensor(gen, {config.hidden_size}, 0.1, 1.0);
+  model.head.norm = random_tensor(gen, {config.hidden_size}, 0.1, config.norm_plus_one ? 0.0 : 1.0);
   model.head.lm_head = config.tie_word_embeddings
                            ? model.embedding.embed_tokens
                            : random_tensor(gen, {config.vocab_size, config.hidden_size}, 0.2);
