@@ -2,11 +2,11 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
-#include <dlfcn.h>
 
 #include <thread>
 
 #include "core/common/error.h"
+#include "core/common/blas_threads.h"
 #include "core/common/log.h"
 #include "dist/budget.h"
 #include "dist/transport/launcher_env.h"
@@ -15,13 +15,6 @@ namespace pipeprune {
 namespace {
 
 std::unique_ptr<Transport> g_transport;
-
-// OpenBLAS keeps its own thread pool (it ignores at::set_num_threads); set it too when the
-// BLAS in use is OpenBLAS.
-void set_blas_threads(int threads) {
-  using SetThreads = void (*)(int);
-  if (auto* set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
-}
 
 c10::Device resolve_device(const std::string& name, int local_rank) {
   const bool cuda_available = at::hasCUDA();

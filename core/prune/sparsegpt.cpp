@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "core/common/blas_threads.h"
 #include "core/common/error.h"
 #include "core/prune/pruner.h"
 #include "core/prune/selection.h"
@@ -42,6 +43,9 @@ at::Tensor prepare_hessian(at::Tensor& hessian, at::Tensor& weight, double percd
 }
 
 at::Tensor inverse_upper_cholesky(const at::Tensor& hessian, double percdamp) {
+  // OpenBLAS's threaded potrf/potri round differently at each thread count; one thread makes
+  // the result independent of --threads and of the world size (blas_threads.h).
+  const BlasThreadsGuard one_thread(1);
   try {
     at::Tensor h = at::linalg_cholesky(hessian);
     h = at::cholesky_inverse(h);
