@@ -47,7 +47,7 @@ EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const StageContext context =
       open_stage(transport, StageOptions{options.model_dir, options.device, options.compute_dtype, options.budget_bytes});
-  const int64_t seqlen = clamp_seqlen(options.seqlen, context.config.max_position_embeddings);
+  const int64_t seqlen = clamp_seqlen(options.seqlen, context.config.context_positions());
   const at::Tensor windows = eval_windows(context, options, seqlen);
   if (!options.save_windows.empty()) {
     run_on_root(transport, 0, [&] { write_npy(options.save_windows, windows); });

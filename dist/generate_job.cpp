@@ -49,7 +49,7 @@ GenerateResult run_generate_job(Transport& transport, const GenerateJobOptions& 
   PIPEPRUNE_CHECK(!result.token_ids.empty(), ConfigError,
                   "--prompt is empty and this tokenizer adds no BOS: give a prompt");
   result.n_prompt_tokens = static_cast<int64_t>(result.token_ids.size());
-  const int64_t max_positions = context.config.max_position_embeddings;
+  const int64_t max_positions = context.config.context_positions();
   PIPEPRUNE_CHECK(result.n_prompt_tokens < max_positions, ConfigError,
                   "--prompt has " << result.n_prompt_tokens << " tokens; the model's context is " << max_positions);
   const int64_t total = std::min(max_positions, result.n_prompt_tokens + options.max_new_tokens);

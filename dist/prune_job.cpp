@@ -37,10 +37,10 @@ at::Tensor calibration_windows(const StageContext& context, const CalibrationOpt
   shape = transport.broadcast(shape, BroadcastOptions{0});
   if (!context.is_first()) windows = at::empty({shape[0].item<int64_t>(), shape[1].item<int64_t>()}, at::kLong);
   const int64_t seqlen = windows.size(1);
-  PIPEPRUNE_CHECK(seqlen <= context.config.max_position_embeddings, ConfigError,
+  PIPEPRUNE_CHECK(seqlen <= context.config.context_positions(), ConfigError,
                   calibration.calib_tokens.string()
                       << ": windows of " << seqlen << " tokens exceed the model's context ("
-                      << context.config.max_position_embeddings << ")");
+                      << context.config.context_positions() << " positions)");
   return windows;  // real ids on the first rank, a tensor of the right shape elsewhere
 }
 
@@ -133,7 +133,7 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
   const bool calibrated = needs_activations(options.layer.prune.method);
   const bool seqlen_used = (calibrated && calibration.calib_tokens.empty()) || !options.eval_data.empty();
   // Clamped (with its warning) only where --seqlen is used: a .npy brings its own window length.
-  if (seqlen_used) calibration.seqlen = clamp_seqlen(calibration.seqlen, context.config.max_position_embeddings);
+  if (seqlen_used) calibration.seqlen = clamp_seqlen(calibration.seqlen, context.config.context_positions());
   const at::Tensor windows = calibrated ? calibration_windows(context, calibration) : at::Tensor();
   const MemoryPlan memory = plan_prune_memory(context, estimate_settings(options, context, windows));
   log::rank_info("memory: {}", memory.describe());

@@ -39,7 +39,7 @@ int run(const PlanCli& cli) {
   RunEnvironment env = make_environment(cli.common);
   const StageContext context =
       open_stage(*env.transport, StageOptions{cli.model, env.device, env.compute_dtype, env.budget_bytes});
-  const int64_t seqlen = std::min<int64_t>(cli.seqlen, context.config.max_position_embeddings);
+  const int64_t seqlen = std::min<int64_t>(cli.seqlen, context.config.context_positions());
   const std::vector<std::string> placements = env.transport->all_gather_string(eval_placement(context, seqlen));
   if (env.transport->rank() == 0) {
     std::printf("%s", format_stage_plan(context.plan).c_str());

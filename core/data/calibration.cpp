@@ -89,8 +89,8 @@ void check_seqlen(int64_t seqlen, const char* flag) {
 int64_t clamp_seqlen(int64_t seqlen, int64_t max_positions, const char* flag) {
   check_seqlen(seqlen, flag);
   if (seqlen > max_positions) {
-    log::warn("{} {} is longer than the model's context (max_position_embeddings {}); using {}", flag, seqlen,
-              max_positions, max_positions);
+    log::warn("{} {} is longer than the model's context ({} positions); using {}", flag, seqlen, max_positions,
+              max_positions);
     return max_positions;
   }
   return seqlen;

@@ -1,5 +1,6 @@
 #include "core/model/model_config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/common/error.h"
@@ -561,6 +562,11 @@ nlohmann::json ModelConfig::to_json() const {
     j["eos_token_id"] = eos_token_ids;
   }
   return j;
+}
+
+int64_t ModelConfig::context_positions() const {
+  if (rope_scaling.type != RopeScaling::Type::kLongRope) return max_position_embeddings;
+  return std::min(max_position_embeddings, rope_scaling.original_max_position_embeddings);
 }
 
 bool ModelConfig::layer_is_sliding(int64_t layer) const {

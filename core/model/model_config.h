@@ -115,6 +115,9 @@ struct ModelConfig {
   // The dims of a head that RoPE rotates: int(head_dim * partial_rotary_factor), as transformers.
   int64_t rotary_dim() const { return static_cast<int64_t>(static_cast<double>(head_dim) * partial_rotary_factor); }
   bool layer_is_sliding(int64_t layer) const;
+  // The positions pipeprune runs: max_position_embeddings, or with LongRoPE the original context
+  // (beyond it transformers switches to the long factors, which are not implemented).
+  int64_t context_positions() const;
   // The RoPE of `layer`: this config, or for gemma3_text's sliding layers one with
   // rope_theta = local_rope_theta and no scaling.
   ModelConfig layer_rope_config(int64_t layer) const;

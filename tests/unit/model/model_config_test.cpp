@@ -440,6 +440,8 @@ TEST(ModelConfig, Phi3_FusedLongRopeFactorsDerivedAsTransformers) {
   EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 32.0);  // 131072 / 4096
   EXPECT_DOUBLE_EQ(c.rope_scaling.attention_factor, std::sqrt(1 + std::log(32.0) / std::log(4096.0)));
   EXPECT_EQ(c.rotary_dim(), 16);
+  EXPECT_EQ(c.context_positions(), 4096);  // the long factors beyond it are not implemented
+  EXPECT_EQ(ModelConfig::from_json(llama_json(), kSource).context_positions(), 512);
   EXPECT_EQ(c.sliding_window, std::optional<int64_t>(262144));
   EXPECT_TRUE(ModelConfig::from_json(json::parse(c.to_json().dump()), "written") == c) << c.to_json().dump();
   // Phi-4-mini: partial_rotary_factor 0.75 (in transformers 5 inside rope_parameters).
