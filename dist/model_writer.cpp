@@ -29,12 +29,12 @@ std::optional<int64_t> decoder_layer_of(const std::string& tensor_name) {
   return layer;
 }
 
-ModelWriter::ModelWriter(const SafetensorsCheckpoint& input, int64_t n_layers, ModelWriterOptions options,
+ModelWriter::ModelWriter(const SafetensorsCheckpoint& input, const ModelConfig& config, ModelWriterOptions options,
                          Transport& transport)
-    : input_(input), n_layers_(n_layers), options_(std::move(options)), transport_(transport) {
+    : input_(input), config_(config), options_(std::move(options)), transport_(transport) {
   for (const std::string& name : input_.names()) {
     const std::optional<int64_t> layer = decoder_layer_of(name);
-    if (layer && *layer < n_layers_) layer_tensors_[*layer].push_back(name);
+    if (layer && *layer < config_.n_layers) layer_tensors_[*layer].push_back(name);
   }
 }
 
@@ -55,7 +55,7 @@ void ModelWriter::begin() {
 
 void ModelWriter::write_layer(const DecoderLayerWeights& layer) {
   std::set<std::string> pruned;
-  for (const auto& [name, tensor] : layer.named_tensors()) {
+  for (const auto& [name, tensor] : layer.named_tensors(config_)) {
     writer_->write(name, tensor);
     pruned.insert(name);
   }
@@ -79,7 +79,7 @@ void ModelWriter::finish() {
   run_on_root(transport_, 0, [&] {
     for (const std::string& name : input_.names()) {
       const std::optional<int64_t> layer = decoder_layer_of(name);
-      if (!layer || *layer >= n_layers_) writer_->copy_tensor(input_, name);
+      if (!layer || *layer >= config_.n_layers) writer_->copy_tensor(input_, name);
     }
     writer_->copy_side_files(input_.dir());
     writer_->commit(by_others);

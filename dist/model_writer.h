@@ -38,7 +38,8 @@ struct ModelWriterOptions {
 class ModelWriter {
  public:
   // `n_layers`: the model's decoder layers (tensors of other "model.layers.N." belong to no rank).
-  ModelWriter(const SafetensorsCheckpoint& input, int64_t n_layers, ModelWriterOptions options, Transport& transport);
+  ModelWriter(const SafetensorsCheckpoint& input, const ModelConfig& config, ModelWriterOptions options,
+              Transport& transport);
   ~ModelWriter();
 
   // The first rank creates the staged folder and its planned files; then every rank joins it.
@@ -50,7 +51,7 @@ class ModelWriter {
 
  private:
   const SafetensorsCheckpoint& input_;
-  int64_t n_layers_;
+  const ModelConfig& config_;
   ModelWriterOptions options_;
   Transport& transport_;
   std::map<int64_t, std::vector<std::string>> layer_tensors_;  // input tensors by decoder layer

@@ -143,7 +143,7 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
     result.perplexity_dense = evaluate(transport, options, calibration.seqlen, options.model_dir, "dense");
     memory_log.checkpoint("after dense eval");
   }
-  ModelWriter writer(context.checkpoint, context.config.n_layers,
+  ModelWriter writer(context.checkpoint, context.config,
                      ModelWriterOptions{options.output, options.overwrite, options.max_shard_bytes}, transport);
   writer.begin();
   const std::filesystem::path spill_dir =

@@ -24,11 +24,9 @@ ShardLayout plan_layout_of(const SafetensorsCheckpoint& input, std::optional<int
     const TensorInfo& info = input.info(name);
     specs.push_back(TensorSpec{name, info.dtype, info.shape});
   }
-  if (input.pytorch_bin()) {
-    // pipeprune writes no pickles: the output of a .bin input is safetensors (which transformers
-    // also prefers), and copy_side_files() does not copy the input's .bin files or their index.
-    log::info("input is pytorch_model.bin; the output is written as safetensors");
-  }
+  // pipeprune writes no pickles: the output of a .bin input is safetensors (which transformers
+  // also prefers), and copy_side_files() does not copy the input's .bin files or their index.
+  if (input.pytorch_bin()) log::info("input is pytorch_model.bin; the output is written as safetensors");
   // The input's own metadata entries (aliases of tied tensors) stay with the output.
   if (max_shard_bytes) return plan_layout_by_size(specs, *max_shard_bytes, input.metadata());
   std::vector<std::string> files = input.file_names();

@@ -252,28 +252,31 @@ RopeTables make_rope_tables(const ModelConfig& config, int64_t n_positions, c10:
   RopeTables tables;
   std::tie(tables.cos, tables.sin) = cos_sin(config, n_positions, device);
   if (config.local_rope_theta) {
-    ModelConfig local = config;
-    local.rope_theta = *config.local_rope_theta;
-    local.rope_scaling = {};
-    std::tie(tables.local_cos, tables.local_sin) = cos_sin(local, n_positions, device);
+    std::tie(tables.local_cos, tables.local_sin) = cos_sin(config.local_rope_config(), n_positions, device);
   }
   return tables;
 }
 
+namespace {
+
+// x in fp32 times rsqrt(mean(x^2) + eps), the part every family's RMSNorm shares.
+at::Tensor normalized_fp32(const at::Tensor& x, double eps) {
+  const at::Tensor h = x.to(at::kFloat);
+  return h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
+}
+
+}  // namespace
+
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   c10::InferenceMode guard;
-  const at::Tensor h = x.to(at::kFloat);
-  const at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
-  return weight * (h * at::rsqrt(variance + eps)).to(x.scalar_type());
+  return weight * normalized_fp32(x, eps).to(x.scalar_type());
 }
 
 at::Tensor rms_norm(const ModelConfig& config, const at::Tensor& x, const at::Tensor& weight) {
   if (!config.norm_plus_one) return rms_norm(x, weight, config.rms_norm_eps);
   c10::InferenceMode guard;
   // Gemma: (normed * (1 + w)) in fp32, cast last (transformers' Gemma2RMSNorm/Gemma3RMSNorm).
-  const at::Tensor h = x.to(at::kFloat);
-  const at::Tensor normed = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + config.rms_norm_eps);
-  return (normed * (1.0 + weight.to(at::kFloat))).to(x.scalar_type());
+  return (normalized_fp32(x, config.rms_norm_eps) * (1.0 + weight.to(at::kFloat))).to(x.scalar_type());
 }
 
 at::Tensor scale_embeddings(const ModelConfig& config, const at::Tensor& embedded) {

@@ -160,19 +160,16 @@ std::vector<ExpectedTensor> expected_head_tensors(const ModelConfig& config) {
   return out;
 }
 
-std::vector<std::pair<std::string, at::Tensor>> DecoderLayerWeights::named_tensors() const {
+std::vector<std::pair<std::string, at::Tensor>> DecoderLayerWeights::named_tensors(const ModelConfig& config) const {
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (int i = 0; i < kNumNorms; ++i) {
     if (norms[i].defined()) {
       out.emplace_back(layer_tensor_name(layer, std::string(norm_name(static_cast<NormKind>(i))) + ".weight"), norms[i]);
     }
   }
-  ModelConfig naming;
-  naming.fused_projections = fused;
-  for (LinearKind kind : kAllLinears) {
+  for (LinearKind kind : layer_linears(config)) {
     const Linear& linear = (*this)[kind];
-    if (!linear.weight.defined()) continue;
-    const std::string base = linear_name(naming, kind);
+    const std::string base = linear_name(config, kind);
     out.emplace_back(layer_tensor_name(layer, base + ".weight"), linear.weight);
     if (linear.bias.defined()) out.emplace_back(layer_tensor_name(layer, base + ".bias"), linear.bias);
   }
@@ -194,7 +191,6 @@ DecoderLayerWeights to_compute(const DecoderLayerWeights& weights, c10::Device d
                                c10::ScalarType dtype) {
   DecoderLayerWeights out;
   out.layer = weights.layer;
-  out.fused = weights.fused;
   for (size_t i = 0; i < weights.norms.size(); ++i) out.norms[i] = copy_to(weights.norms[i], device, dtype);
   for (size_t i = 0; i < weights.linears.size(); ++i) {
     out.linears[i].weight = copy_to(weights.linears[i].weight, device, dtype);

@@ -90,15 +90,15 @@ struct DecoderLayerWeights {
   int64_t layer = -1;
   std::array<at::Tensor, kNumNorms> norms;  // [hidden] or [head_dim]; undefined when absent
   std::array<Linear, kNumLinears> linears;  // undefined weights for linears the layer lacks
-  bool fused = false;  // phi3: kQ holds qkv_proj and kGate gate_up_proj (config.fused_projections)
 
   at::Tensor& norm(NormKind kind) { return norms[static_cast<int>(kind)]; }
   const at::Tensor& norm(NormKind kind) const { return norms[static_cast<int>(kind)]; }
 
   Linear& operator[](LinearKind kind) { return linears[static_cast<int>(kind)]; }
   const Linear& operator[](LinearKind kind) const { return linears[static_cast<int>(kind)]; }
-  // Names and tensors of every tensor of the layer (Hugging Face names), for saving.
-  std::vector<std::pair<std::string, at::Tensor>> named_tensors() const;
+  // Names and tensors of every tensor of the layer (Hugging Face names for `config`'s family),
+  // for saving.
+  std::vector<std::pair<std::string, at::Tensor>> named_tensors(const ModelConfig& config) const;
   int64_t n_bytes() const;
 };
 

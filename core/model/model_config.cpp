@@ -226,19 +226,24 @@ void read_sizes(ModelConfig& c, const FieldReader& reader, const std::string& so
                          << ") must be even for rotary embeddings");
 }
 
+// transformers 5's rope_parameters with one entry per layer type (gemma3_text).
+bool rope_per_layer_type(const nlohmann::json& json) {
+  if (!json.contains("rope_parameters") || !json.at("rope_parameters").is_object()) return false;
+  const nlohmann::json& params = json.at("rope_parameters");
+  return params.contains("full_attention") || params.contains("sliding_attention");
+}
+
 void read_attention(ModelConfig& c, const FieldReader& reader, const nlohmann::json& json,
                     const std::string& source) {
   c.rms_norm_eps = reader.number_or("rms_norm_eps", 1e-6);
   PIPEPRUNE_CHECK(c.rms_norm_eps > 0, ConfigError,
                   source << ": field 'rms_norm_eps' must be positive, got " << c.rms_norm_eps);
-  const bool per_layer_type = json.contains("rope_parameters") && json.at("rope_parameters").is_object() &&
-                              (json.at("rope_parameters").contains("full_attention") ||
-                               json.at("rope_parameters").contains("sliding_attention"));
+  const bool per_layer_type = rope_per_layer_type(json);
   PIPEPRUNE_CHECK(!per_layer_type || c.model_type == "gemma3_text", ConfigError,
                   source << ": field 'rope_parameters' has one entry per layer type, which only gemma3_text "
                          << "uses; give " << c.model_type << " one rope_parameters object");
   if (per_layer_type) {
-    // read_gemma() reads them.
+    // read_gemma3_rope() reads them.
   } else if (json.contains("rope_scaling") || !json.contains("rope_parameters")) {
     c.rope_theta = reader.number_or("rope_theta", 10000.0);
     if (json.contains("rope_scaling")) {
@@ -266,14 +271,14 @@ void read_attention(ModelConfig& c, const FieldReader& reader, const nlohmann::j
   } else if (c.model_type == "llama") {
     c.qkv_bias = c.o_bias = reader.bool_or("attention_bias", false);
     c.mlp_bias = reader.bool_or("mlp_bias", false);
-  } else {  // mistral
+  } else {  // mistral and phi3: the window applies to every layer
     c.sliding_window = reader.optional_int("sliding_window");
     if (c.sliding_window) check_positive(*c.sliding_window, "sliding_window", source);
   }
 }
 
-// partial_rotary_factor, the sliding window and LongRoPE's derived factors, as transformers'
-// Phi3Config and _compute_longrope_parameters.
+// partial_rotary_factor and LongRoPE's derived factors, as transformers' Phi3Config and
+// _compute_longrope_parameters (read_attention() read the sliding window).
 void read_phi3(ModelConfig& c, const FieldReader& reader, const nlohmann::json& json, const std::string& source) {
   const nlohmann::json* params = json.contains("rope_parameters") && json.at("rope_parameters").is_object()
                                      ? &json.at("rope_parameters")
@@ -285,8 +290,6 @@ void read_phi3(ModelConfig& c, const FieldReader& reader, const nlohmann::json& 
   PIPEPRUNE_CHECK(c.partial_rotary_factor > 0 && c.partial_rotary_factor <= 1 && c.rotary_dim() % 2 == 0, ConfigError,
                   source << ": field 'partial_rotary_factor' (" << c.partial_rotary_factor
                          << ") must be in (0, 1] and leave an even number of rotary dims of head_dim " << c.head_dim);
-  c.sliding_window = reader.optional_int("sliding_window");
-  if (c.sliding_window) check_positive(*c.sliding_window, "sliding_window", source);
   PIPEPRUNE_CHECK(!reader.bool_or("attention_bias", false), ConfigError,
                   source << ": field 'attention_bias' is true; phi3 has no biases");
   RopeScaling& rope = c.rope_scaling;
@@ -339,7 +342,7 @@ void read_gemma_layer_types(ModelConfig& c, const FieldReader& reader, const nlo
 // give rope_theta, rope_scaling (full layers) and rope_local_base_freq (sliding layers).
 void read_gemma3_rope(ModelConfig& c, const FieldReader& reader, const nlohmann::json& json, const std::string& source) {
   const nlohmann::json* params = json.contains("rope_parameters") ? &json.at("rope_parameters") : nullptr;
-  if (params != nullptr && params->is_object() && (params->contains("full_attention") || params->contains("sliding_attention"))) {
+  if (rope_per_layer_type(json)) {
     c.rope_scaling = {};
     c.rope_theta = 1e6;
     c.local_rope_theta = 1e4;
@@ -490,7 +493,6 @@ nlohmann::json ModelConfig::to_json() const {
                   "cannot write a config.json for model_type '" << model_type << "'");
   const bool llama_biases = llama || gemma || model_type == "qwen3";
   const bool biases_ok = llama_biases ? qkv_bias == o_bias : qwen2 ? (qkv_bias && !o_bias) : (!qkv_bias && !o_bias);
-  // phi3's partial rotary factor and the others' full rotation are the only forms config.json has.
   PIPEPRUNE_CHECK(biases_ok && (llama || !mlp_bias), ConfigError,
                   "a " << model_type << " config.json cannot express qkv_bias=" << qkv_bias
                        << " o_bias=" << o_bias << " mlp_bias=" << mlp_bias);
@@ -575,12 +577,10 @@ bool ModelConfig::layer_is_sliding(int64_t layer) const {
   return layer >= 0 && layer < static_cast<int64_t>(sliding_layers.size()) && sliding_layers[layer];
 }
 
-ModelConfig ModelConfig::layer_rope_config(int64_t layer) const {
+ModelConfig ModelConfig::local_rope_config() const {
   ModelConfig out = *this;
-  if (local_rope_theta && layer_is_sliding(layer)) {
-    out.rope_theta = *local_rope_theta;
-    out.rope_scaling = {};
-  }
+  out.rope_theta = local_rope_theta.value();
+  out.rope_scaling = {};
   return out;
 }
 

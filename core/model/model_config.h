@@ -118,9 +118,9 @@ struct ModelConfig {
   // The positions pipeprune runs: max_position_embeddings, or with LongRoPE the original context
   // (beyond it transformers switches to the long factors, which are not implemented).
   int64_t context_positions() const;
-  // The RoPE of `layer`: this config, or for gemma3_text's sliding layers one with
-  // rope_theta = local_rope_theta and no scaling.
-  ModelConfig layer_rope_config(int64_t layer) const;
+  // gemma3_text's sliding layers' RoPE: this config with rope_theta = local_rope_theta (which
+  // must be set) and no scaling.
+  ModelConfig local_rope_config() const;
 };
 
 // "llama, mistral, qwen2, qwen3, phi3, gemma2 and gemma3_text", for messages.

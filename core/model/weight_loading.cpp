@@ -50,7 +50,6 @@ DecoderLayerWeights load_decoder_layer(const SafetensorsCheckpoint& checkpoint,
                   "decoder layer " << layer << " does not exist (the model has " << config.n_layers << ")");
   DecoderLayerWeights weights;
   weights.layer = layer;
-  weights.fused = config.fused_projections;
   for (const ExpectedTensor& expected : expected_layer_tensors(config, layer)) {
     at::Tensor tensor = load_checked(checkpoint, expected);
     const bool known =

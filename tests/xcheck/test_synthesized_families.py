@@ -1,8 +1,8 @@
 """Every family as pipeprune writes it: `pipeprune synth` of each config in
 tests/fixtures/random_models (llama, qwen2, qwen3, phi3, gemma2, gemma3_text; the models of the
-multi-rank tests) loads in AutoModelForCausalLM with no missing, unexpected or mismatched tensor,
-gives there the logits `pipeprune eval` gives, and transformers' greedy generation from the
-prompt's ids is the text `pipeprune generate` prints. (Gemma 2 runs transformers' eager
+multi-rank tests), and its SparseGPT 2:4 prune, load in AutoModelForCausalLM with no missing,
+unexpected or mismatched tensor and give there the logits `pipeprune eval` gives; transformers'
+greedy generation from the prompt's ids is the text `pipeprune generate` prints. (Gemma 2 runs transformers' eager
 attention: its default sdpa path drops attention soft-capping, see test_forward_oracle.py.)
 """
 
@@ -33,15 +33,24 @@ class SynthesizedFamilies(unittest.TestCase):
                 x.pipeprune("synth", "--config", config, "--output", path, "--tokenizer-from", x.DEMO_MODEL, "--seed",
                             "3", "--quiet")
                 options = {"attn_implementation": "eager"} if "gemma2" in name else {}
-                model, info = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True,
-                                                                   **options)
+                pruned = x.temp_dir(name + "_pruned")
+                shutil.rmtree(pruned)
+                x.pipeprune("prune", "--model", path, "--output", pruned, "--method", "sparsegpt", "--pattern", "2:4",
+                            "--calib-data", x.TEXT, "--nsamples", "4", "--seqlen", "48", "--quiet")
+                for label, folder in (("synthesized", path), ("pruned", pruned)):
+                    model, info = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32,
+                                                                       output_loading_info=True, **options)
+                    model.eval()
+                    for key in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+                        self.assertFalse(info[key], f"{label}: {key}")
+                    windows, ours, _ = x.eval_forward(folder, seqlen=48, chunks=3)
+                    difference = x.relative_difference(ours, x.hf_logits(model, windows))
+                    print(f"{name} {label}: logits differ by {difference:.2e} of their largest")
+                    self.assertLess(difference, 1e-4)
+                shutil.rmtree(pruned)
+                model, _ = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True,
+                                                                **options)
                 model.eval()
-                for key in ("missing_keys", "unexpected_keys", "mismatched_keys"):
-                    self.assertFalse(info[key], key)
-                windows, ours, _ = x.eval_forward(path, seqlen=48, chunks=3)
-                difference = x.relative_difference(ours, x.hf_logits(model, windows))
-                print(f"{name}: logits differ by {difference:.2e} of their largest")
-                self.assertLess(difference, 1e-4)
 
                 tokenizer = Tokenizer.from_file(os.path.join(path, "tokenizer.json"))
                 ids = tokenizer.encode(PROMPT).ids

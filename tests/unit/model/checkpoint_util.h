@@ -37,7 +37,7 @@ inline std::vector<std::pair<std::string, at::Tensor>> tiny_named_tensors(const 
   std::vector<std::pair<std::string, at::Tensor>> out;
   out.emplace_back("model.embed_tokens.weight", m.embedding.embed_tokens);
   for (const DecoderLayerWeights& layer : m.layers) {
-    for (auto& named : layer.named_tensors()) out.push_back(std::move(named));
+    for (auto& named : layer.named_tensors(m.config)) out.push_back(std::move(named));
   }
   out.emplace_back("model.norm.weight", m.head.norm);
   if (!m.config.tie_word_embeddings) out.emplace_back("lm_head.weight", m.head.lm_head);

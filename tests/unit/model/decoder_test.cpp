@@ -242,7 +242,6 @@ TEST(Decoder, FusedProjections_SameInputsAndLogitsAsTheSplitTwin) {
   split.config.model_type = "llama";
   split.config.fused_projections = false;
   for (DecoderLayerWeights& layer : split.layers) {
-    layer.fused = false;
     const at::Tensor qkv = layer[LinearKind::kQ].weight, gate_up = layer[LinearKind::kGate].weight;
     layer[LinearKind::kQ].weight = qkv.narrow(0, 0, phi3.q_size()).clone();
     layer[LinearKind::kK].weight = qkv.narrow(0, phi3.q_size(), phi3.kv_size()).clone();

@@ -52,7 +52,7 @@ TEST(LayerWeights, Biases_PerModelType) {
 TEST(LayerWeights, NamedTensorsAndBytes_MatchExpectedTensors) {
   const testing::TinyModel m = testing::make_tiny_model(biased_config(), 1);
   const DecoderLayerWeights& layer = m.layers[1];
-  const auto named = layer.named_tensors();
+  const auto named = layer.named_tensors(m.config);
   const auto expected = expected_layer_tensors(m.config, 1);
   ASSERT_EQ(named.size(), expected.size());
   int64_t bytes = 0;
@@ -77,7 +77,7 @@ TEST(LayerWeights, ToCompute_CopiesNeverAliases) {
   EXPECT_NE(m.layers[0][LinearKind::kQ].weight.abs().sum().item<double>(), 0.0);
   EXPECT_NE(m.layers[0][LinearKind::kQ].bias.abs().sum().item<double>(), 0.0);
   const DecoderLayerWeights half = to_compute(m.layers[0], kCpu, at::kBFloat16);
-  for (const auto& [name, t] : half.named_tensors()) EXPECT_EQ(t.scalar_type(), at::kBFloat16) << name;
+  for (const auto& [name, t] : half.named_tensors(m.config)) EXPECT_EQ(t.scalar_type(), at::kBFloat16) << name;
   const ModelConfig no_bias = testing::tiny_config("llama", 32, 4, 2, 8);
   EXPECT_FALSE(to_compute(testing::make_tiny_model(no_bias, 3).layers[0], kCpu, at::kFloat)[LinearKind::kO].bias.defined());
 }
@@ -92,8 +92,8 @@ TEST(LayerWeights, LoadFromCheckpoint_EqualsWrittenWeights) {
     for (int64_t l = 0; l < config.n_layers; ++l) {
       const DecoderLayerWeights loaded = load_decoder_layer(checkpoint, config, l);
       EXPECT_EQ(loaded.layer, l);
-      const auto expected = m.layers[l].named_tensors();
-      const auto got = loaded.named_tensors();
+      const auto expected = m.layers[l].named_tensors(config);
+      const auto got = loaded.named_tensors(config);
       ASSERT_EQ(got.size(), expected.size()) << label;
       for (size_t i = 0; i < got.size(); ++i) {
         EXPECT_EQ(got[i].first, expected[i].first);
@@ -114,7 +114,7 @@ TEST(LayerWeights, LoadBf16Checkpoint_KeepsStoredDtype) {
   testing::write_checkpoint(dir.path(), config, testing::tiny_named_tensors(m), DType::kBF16);
   const SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint::open(dir.path());
   const DecoderLayerWeights loaded = load_decoder_layer(checkpoint, config, 1);
-  for (const auto& [name, t] : loaded.named_tensors()) EXPECT_EQ(t.scalar_type(), at::kBFloat16) << name;
+  for (const auto& [name, t] : loaded.named_tensors(config)) EXPECT_EQ(t.scalar_type(), at::kBFloat16) << name;
   EXPECT_TRUE(at::equal(loaded[LinearKind::kUp].weight, m.layers[1][LinearKind::kUp].weight.to(at::kBFloat16)));
 }
 

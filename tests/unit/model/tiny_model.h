@@ -117,7 +117,6 @@ inline TinyModel make_tiny_model(const ModelConfig& config, uint64_t seed) {
     // gemma scales by (1 + w): its weights sit around 0, the others' around 1.
     const double shift = config.norm_plus_one ? 0.0 : 1.0;
     for (NormKind kind : layer_norms(config)) w.norm(kind) = random_tensor(gen, {norm_size(config, kind)}, 0.1, shift);
-    w.fused = config.fused_projections;
     for (LinearKind kind : layer_linears(config)) {
       const auto shape = linear_shape(config, kind);
       w[kind].weight = random_tensor(gen, {shape[0], shape[1]}, 1.0 / std::sqrt(double(shape[1])));
