@@ -16,6 +16,8 @@
 #include "dist/agreed_errors.h"
 #include "dist/memory_plan.h"
 #include "dist/stage_model.h"
+#include "dist/sample_parallel_eval.h"
+#include "dist/sample_split.h"
 #include "dist/streamed_eval.h"
 
 namespace pipeprune {
@@ -61,8 +63,29 @@ EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options) {
   };
   // Layers resident when they fit this rank's budget (windows then flow through the stages one
   // at a time); otherwise streamed from the checkpoint one layer at a time over all windows.
-  const MemoryPlan memory = plan_eval_memory(context, windows.size(0), seqlen);
   FaultInjector& faults = options.faults ? *options.faults : no_faults();
+  if (options.parallel == ParallelMode::kSamples) {
+    PIPEPRUNE_CHECK(options.save_logits.empty(), ConfigError,
+                    "--save-logits keeps every window's logits on the last rank; use --parallel pipeline with it");
+    // Every rank streams every layer over its own windows (at most ceil(n / W) of them).
+    const SampleSplit split(windows.size(0), 1, context.world_size());
+    MemoryPlan memory = plan_eval_memory(context, split.max_count(), seqlen);
+    log::rank_info("eval (--parallel samples): {} of {} windows on this rank, layers streamed from their owners",
+                   split.count_of(context.rank()), windows.size(0));
+    const std::filesystem::path spill_dir =
+        options.spill_dir.empty() ? std::filesystem::temp_directory_path() : options.spill_dir;
+    StageRunner runner(context, seqlen, faults);
+    const WindowSums sums = evaluate_on_samples(runner, windows, memory, spill_dir);
+    EvalResult result;
+    result.total_nll = sums.total_nll;
+    result.predictions = sums.predictions;
+    result.perplexity = std::exp(result.total_nll / static_cast<double>(result.predictions));
+    result.windows = windows.size(0);
+    result.seqlen = seqlen;
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+  }
+  const MemoryPlan memory = plan_eval_memory(context, windows.size(0), seqlen);
   if (memory.resident) {
     log::rank_info("eval: layers resident, {}", memory.describe());
     StageModel model(context, seqlen, faults);

@@ -69,7 +69,7 @@ MemoryPlan plan_prune_memory_of_rank(const StageContext& context, EstimateSettin
       const int64_t without = estimate_prune_rank(context.spec, context.share(), settings).total();
       settings.activation_ram_bytes = plan.budget_bytes - without;
       plan.estimate = estimate_prune_rank(context.spec, context.share(), settings);
-      const int64_t stores = prune_activation_stores(context.share(), true);
+      const int64_t stores = prune_activation_stores(context.share(), settings, context.config.n_layers);
       plan.activation_ram_per_store = settings.activation_ram_bytes / stores;
     }
   }

@@ -15,6 +15,7 @@
 #include "dist/model_writer.h"
 #include "dist/prune_report.h"
 #include "dist/prune_steps.h"
+#include "dist/sample_split.h"
 #include "dist/stage_context.h"
 #include "dist/stage_runner.h"
 
@@ -58,6 +59,21 @@ void prune_sequential(StageRunner& runner, const PruneJobOptions& options, const
   runner.run_layers(walk, step);
 }
 
+// Sample-parallel sequential calibration: every rank walks every layer over its own samples.
+void prune_samples(StageRunner& runner, const PruneJobOptions& options, const at::Tensor& windows,
+                   const MemoryPlan& memory, const std::filesystem::path& spill_dir, PrunedLayers& pruned) {
+  const StageContext& context = runner.context();
+  const SampleSplit split(windows.size(0), options.sample_block, context.world_size());
+  SampleParallelPruneStep step(context, options.layer, split, pruned);
+  LayerWalk walk;
+  walk.tag = kTagCalibration;
+  walk.windows = windows;
+  walk.make_store = [&](int64_t n, const std::string& name) {
+    return make_planned_store(memory, n, spill_dir, context.rank(), name);
+  };
+  runner.run_layers_on_samples(walk, split, step);
+}
+
 // Dense calibration: every sample through the whole stage first, then each layer's masks.
 void prune_dense(StageRunner& runner, const PruneJobOptions& options, const at::Tensor& windows, PrunedLayers& pruned) {
   DensePruneSteps steps(runner.context(), options.layer, windows.defined() ? windows.size(1) : 1, pruned);
@@ -78,6 +94,7 @@ std::optional<double> evaluate(Transport& transport, const PruneJobOptions& opti
   eval.device = options.layer.device;
   eval.compute_dtype = options.layer.compute_dtype;
   eval.budget_bytes = options.budget_bytes;
+  eval.parallel = options.parallel;
   eval.faults = options.faults;
   try {
     const EvalResult result = run_eval_job(transport, eval);
@@ -100,6 +117,10 @@ EstimateSettings estimate_settings(const PruneJobOptions& options, const StageCo
   settings.nsamples = windows.defined() ? windows.size(0) : 0;
   settings.seqlen = windows.defined() ? windows.size(1) : 1;
   settings.compute_element_size = static_cast<int64_t>(c10::elementSize(context.compute_dtype));
+  if (options.parallel == ParallelMode::kSamples && needs_activations(options.layer.prune.method) && windows.defined()) {
+    settings.sample_parallel = true;
+    settings.local_samples = SampleSplit(windows.size(0), options.sample_block, context.world_size()).max_count();
+  }
   return settings;
 }
 
@@ -107,6 +128,10 @@ EstimateSettings estimate_settings(const PruneJobOptions& options, const StageCo
 
 void PruneJobOptions::validate() const {
   layer.prune.validate();
+  PIPEPRUNE_CHECK(parallel == ParallelMode::kPipeline || calibration_mode == CalibrationMode::kSequential, ConfigError,
+                  "--parallel samples runs sequential calibration; --calibration dense already runs the ranks at once "
+                  "(use --parallel pipeline with it)");
+  PIPEPRUNE_CHECK(sample_block >= 1, ConfigError, "--sample-block " << sample_block << ": must be at least 1 sample");
   calibration.validate(/*needs_source=*/needs_activations(layer.prune.method));
 }
 
@@ -135,6 +160,20 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
   // Clamped (with its warning) only where --seqlen is used: a .npy brings its own window length.
   if (seqlen_used) calibration.seqlen = clamp_seqlen(calibration.seqlen, context.config.context_positions());
   const at::Tensor windows = calibrated ? calibration_windows(context, calibration) : at::Tensor();
+  // Magnitude has no samples to share: every rank prunes its own layers either way.
+  const bool samples_mode = options.parallel == ParallelMode::kSamples && calibrated;
+  if (options.parallel == ParallelMode::kSamples && !calibrated) {
+    log::info("--parallel samples: magnitude uses no calibration samples; each rank prunes its own layers");
+  }
+  if (samples_mode) {
+    const SampleSplit split(windows.size(0), options.sample_block, context.world_size());
+    if (split.n_blocks() < context.world_size() && context.is_first()) {
+      log::warn("--parallel samples: {} samples in blocks of {} keep only {} of {} ranks busy; lower --sample-block",
+                split.n_samples(), split.block_size(), split.n_blocks(), context.world_size());
+    }
+    log::info("--parallel samples: {} samples in {} blocks of {}, at most {} per rank; statistics reduced to each "
+              "layer's owner in block order", split.n_samples(), split.n_blocks(), split.block_size(), split.max_count());
+  }
   const MemoryPlan memory = plan_prune_memory(context, estimate_settings(options, context, windows));
   log::rank_info("memory: {}", memory.describe());
   memory_log.checkpoint("planned");
@@ -152,6 +191,8 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
   PrunedLayers pruned(writer, memory_log, context.stage.n_layers(), context.config.n_layers);
   if (options.calibration_mode == CalibrationMode::kDense) {
     prune_dense(runner, options, windows, pruned);
+  } else if (samples_mode) {
+    prune_samples(runner, options, windows, memory, spill_dir, pruned);
   } else {
     prune_sequential(runner, options, windows, memory, spill_dir, pruned);
   }

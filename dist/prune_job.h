@@ -18,6 +18,7 @@
 #include "core/data/calibration.h"
 #include "core/prune/layer_pruner.h"
 #include "dist/fault_injection.h"
+#include "dist/parallel_mode.h"
 #include "dist/transport/transport.h"
 
 namespace pipeprune {
@@ -33,6 +34,8 @@ struct PruneJobOptions {
   bool overwrite = false;
   LayerPruneOptions layer;  // method and settings, groups, device and compute dtype
   CalibrationMode calibration_mode = CalibrationMode::kSequential;
+  ParallelMode parallel = ParallelMode::kPipeline;
+  int64_t sample_block = 4;  // samples per reduction block (dist/sample_split.h)
   CalibrationOptions calibration;
   std::optional<int64_t> max_shard_bytes;
   std::optional<int64_t> budget_bytes;

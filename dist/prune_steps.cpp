@@ -7,6 +7,7 @@
 
 #include "core/common/error.h"
 #include "core/common/log.h"
+#include "dist/layer_broadcast.h"
 
 namespace pipeprune {
 namespace {
@@ -97,6 +98,85 @@ void SequentialPruneStep::run(LayerRun& run, const ActivationStore* inputs, Acti
 
 void SequentialPruneStep::commit(int64_t layer) {
   pruned_.add(stored_, result_);
+  stored_ = DecoderLayerWeights();
+}
+
+SampleParallelPruneStep::SampleParallelPruneStep(const StageContext& context, const LayerPruneOptions& options,
+                                                 const SampleSplit& split, PrunedLayers& pruned)
+    : context_(context), options_(options), split_(split), pruned_(pruned) {
+  options_.statistics = StatisticMode::kBlockSums;
+}
+
+void SampleParallelPruneStep::reduce_statistics(LayerPruner& pruner, const ActivationStore& inputs, int owner,
+                                                c10::Device device) {
+  Transport& transport = *context_.transport;
+  const bool owns = context_.rank() == owner;
+  const std::vector<LinearKind> kinds = pruner.statistic_linears();
+  // The owner's running totals, one per distinct input, folded block by block.
+  std::vector<at::Tensor> totals(kinds.size());
+  for (int64_t round = 0; round < split_.n_rounds(); ++round) {
+    const auto [begin, end] = split_.local_block(context_.rank(), round);
+    for (int64_t i = begin; i < end; ++i) pruner.forward_and_collect(inputs.get(i).to(device));
+    const ReduceOptions reduce{owner, split_.contributors(round)};
+    for (size_t k = 0; k < kinds.size(); ++k) {
+      at::Tensor block = begin < end ? pruner.take_block_sum(kinds[k]) : at::Tensor();
+      if (owns && !totals[k].defined()) {
+        totals[k] = at::zeros_like(block.defined() ? block : pruner.take_block_sum(kinds[k]));
+      }
+      transport.reduce_sum_into(totals[k], block, reduce);
+    }
+  }
+  if (!owns) return;
+  for (size_t k = 0; k < kinds.size(); ++k) pruner.set_statistic_from_sum(kinds[k], std::move(totals[k]), split_.n_samples());
+}
+
+void SampleParallelPruneStep::run(LayerRun& run, const ActivationStore* inputs, ActivationStore* outputs) {
+  Transport& transport = *context_.transport;
+  const int owner = context_.plan.owner_of_layer(run.layer());
+  const bool owns = context_.rank() == owner;
+  run.begin(LayerPass::kLoad);
+  stored_ = owns ? load_decoder_layer(context_.checkpoint, context_.config, run.layer()) : DecoderLayerWeights();
+  broadcast_layer(transport, stored_, context_.config, run.layer(), owner);
+  LayerPruneOptions options = options_;
+  options.device = run.device();
+  const bool calibrated = needs_activations(options.prune.method);
+  PIPEPRUNE_CHECK(!calibrated || inputs != nullptr, Error,
+                  "layer " << run.layer() << ": " << prune_method_name(options.prune.method)
+                           << " needs calibration activations");
+  LayerPruner pruner(stored_, context_.config, run.rope(), options);
+  const std::string where = fmt::format("layer {}/{}", run.layer() + 1, context_.config.n_layers);
+  while (!pruner.done()) {
+    if (calibrated) {
+      run.begin(LayerPass::kStats);
+      const auto start = Clock::now();
+      reduce_statistics(pruner, *inputs, owner, run.device());
+      pruner.add_stats_seconds(seconds_since(start));
+    }
+    run.begin(LayerPass::kMask);
+    // The group's linears, as the owner pruned them, in the stored dtype.
+    const std::vector<LinearKind> group = pruner.current_group();
+    if (owns) pruner.prune_current_group();
+    std::array<at::Tensor, kNumLinears> pruned;
+    for (LinearKind kind : group) {
+      pruned[static_cast<int>(kind)] = transport.broadcast(owns ? stored_[kind].weight : at::Tensor(), BroadcastOptions{owner});
+    }
+    if (!owns) pruner.adopt_pruned_group([&](LinearKind kind) { return pruned[static_cast<int>(kind)].to(at::kCPU); });
+  }
+  if (calibrated && outputs != nullptr) {
+    run.begin(LayerPass::kOutput);
+    const auto start = Clock::now();
+    Progress progress(where + " output pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
+    for (int64_t i = 0; i < inputs->size(); ++i) {
+      outputs->put(i, pruner.forward(inputs->get(i).to(run.device())));
+      if (i + 1 < inputs->size()) progress.update(i + 1);
+    }
+    pruner.add_output_seconds(seconds_since(start));
+  }
+  result_ = pruner.result();
+}
+
+void SampleParallelPruneStep::commit(int64_t layer) {
+  if (context_.rank() == context_.plan.owner_of_layer(layer)) pruned_.add(stored_, result_);
   stored_ = DecoderLayerWeights();
 }
 

@@ -19,6 +19,7 @@
 #include "core/prune/layer_pruner.h"
 #include "dist/job_memory_log.h"
 #include "dist/model_writer.h"
+#include "dist/sample_split.h"
 #include "dist/stage_runner.h"
 
 namespace pipeprune {
@@ -57,6 +58,32 @@ class SequentialPruneStep final : public LayerStep {
  private:
   const StageContext& context_;
   LayerPruneOptions options_;
+  PrunedLayers& pruned_;
+  DecoderLayerWeights stored_;
+  LayerPruneResult result_;
+};
+
+// Sample-parallel sequential calibration (--parallel samples), one model layer per call on every
+// rank: the owner loads the layer and broadcasts it; every rank runs the stats pass over its
+// own samples, reducing each block's statistic sums to the owner round by round
+// (dist/sample_split.h); the owner prunes the group and broadcasts the pruned weights, which
+// the others adopt; every rank runs the output pass over its samples. The owner commits
+// (writes) the layer. Byte-identical results at every world size (the reduction's fixed
+// order); within float rounding of the default mode (a different summation order).
+class SampleParallelPruneStep final : public LayerStep {
+ public:
+  SampleParallelPruneStep(const StageContext& context, const LayerPruneOptions& options, const SampleSplit& split,
+                          PrunedLayers& pruned);
+  void run(LayerRun& run, const ActivationStore* inputs, ActivationStore* outputs) override;
+  void commit(int64_t layer) override;
+
+ private:
+  // The current group's statistics: this rank's blocks, reduced to the owner in block order.
+  void reduce_statistics(LayerPruner& pruner, const ActivationStore& inputs, int owner, c10::Device device);
+
+  const StageContext& context_;
+  LayerPruneOptions options_;
+  const SampleSplit& split_;
   PrunedLayers& pruned_;
   DecoderLayerWeights stored_;
   LayerPruneResult result_;

@@ -107,6 +107,53 @@ std::unique_ptr<ActivationStore> StageRunner::run_layers(const LayerWalk& walk, 
   return walk.keep_final_outputs ? std::move(inputs) : nullptr;
 }
 
+std::unique_ptr<ActivationStore> StageRunner::run_layers_on_samples(const LayerWalk& walk, const SampleSplit& split,
+                                                                   LayerStep& step) {
+  c10::InferenceMode inference_guard;
+  Transport& transport = *context_.transport;
+  const int64_t n_layers = context_.config.n_layers;
+  const bool with_activations = walk.windows.defined();
+  std::unique_ptr<ActivationStore> inputs;
+  std::unique_ptr<ActivationStore> outputs;
+  if (with_activations) {
+    const int64_t mine = split.count_of(context_.rank());
+    inputs = walk.make_store(mine, fmt::format("t{}-1", walk.tag));
+    if (n_layers >= 2 || walk.keep_final_outputs) outputs = walk.make_store(mine, fmt::format("t{}-2", walk.tag));
+    // The first rank embeds every sample, in order, and sends each to the rank holding it.
+    if (context_.is_first()) {
+      for (int64_t s = 0; s < split.n_samples(); ++s) {
+        const at::Tensor tokens = walk.windows.slice(0, s, s + 1);
+        const at::Tensor hidden =
+            scale_embeddings(context_.config, embed_tokens(embedding(), tokens).to(context_.device, context_.compute_dtype));
+        const int holder = split.rank_of(s);
+        if (holder == context_.rank()) {
+          inputs->put(split.local_index(s), hidden);
+        } else {
+          transport.send(hidden, holder, SendOptions{walk.tag});
+        }
+      }
+      embedding_.reset();
+    } else {
+      RecvOptions options;
+      options.tag = walk.tag;
+      options.expect.dtype = context_.compute_dtype;
+      options.expect.shape = std::vector<int64_t>{1, walk.windows.size(1), context_.config.hidden_size};
+      options.device = context_.device;
+      for (int64_t s : split.samples_of(context_.rank())) inputs->put(split.local_index(s), transport.recv(0, options));
+    }
+  }
+  for (int64_t layer = 0; layer < n_layers; ++layer) {
+    faults_.before_layer(layer);
+    const bool last = layer + 1 == n_layers;
+    ActivationStore* layer_outputs = with_activations && (!last || walk.keep_final_outputs) ? outputs.get() : nullptr;
+    with_retry(layer, RetryPolicy::kFail, [&](LayerRun& run) { step.run(run, inputs.get(), layer_outputs); });
+    if (layer_outputs != nullptr) std::swap(inputs, outputs);
+    return_free_memory();
+    step.commit(layer);
+  }
+  return with_activations && walk.keep_final_outputs ? std::move(inputs) : nullptr;
+}
+
 at::Tensor StageRunner::run_sample(const at::Tensor& tokens, int tag, LayerPass pass, RetryPolicy retry,
                                    const SampleStep& step) {
   c10::InferenceMode inference_guard;

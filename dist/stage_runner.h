@@ -9,6 +9,13 @@
 //    next layer's inputs; once the stage's last layer is done its outputs are sent to the next
 //    rank, or on the last rank handed back to the job (or, when it has no use for them, never
 //    computed).
+//  - sample-parallel, run_layers_on_samples() (--parallel samples, DESIGN.md "Two ways to
+//    spread the work"): every rank walks every decoder layer of the model, over its own share
+//    of the samples (dist/sample_split.h). The first rank embeds every sample and sends each to
+//    the rank holding it; activations then never leave their rank. The step itself moves the
+//    layer from its owner and reduces statistics to it; since those are collective, a device
+//    out-of-memory failure there is an error, not a CPU retry (one rank cannot start a layer
+//    over alone).
 //  - sample-major, run_sample(): one batch of tokens through every owned layer (dense
 //    calibration, resident evaluation, generation): embedded or received, through the layers,
 //    sent on, or returned on the last rank.
@@ -42,6 +49,7 @@
 #include "core/model/layer_weights.h"
 #include "dist/fault_injection.h"
 #include "dist/layer_pass.h"
+#include "dist/sample_split.h"
 #include "dist/stage_context.h"
 
 namespace pipeprune {
@@ -112,6 +120,12 @@ class StageRunner {
   // The layer-major walk. Returns the stage's final outputs on the last rank when
   // walk.keep_final_outputs, else null.
   std::unique_ptr<ActivationStore> run_layers(const LayerWalk& walk, LayerStep& step);
+
+  // The sample-parallel walk over every layer of the model; `split` says which samples of
+  // walk.windows this rank holds (store index = SampleSplit::local_index). Returns this rank's
+  // final outputs when walk.keep_final_outputs, else null.
+  std::unique_ptr<ActivationStore> run_layers_on_samples(const LayerWalk& walk, const SampleSplit& split,
+                                                         LayerStep& step);
 
   // One owned layer (its index within the stage) on `run`: takes the hidden states on
   // run.device() and returns the layer's output there.

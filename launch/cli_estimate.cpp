@@ -11,6 +11,7 @@
 #include "core/memory/memory_estimate.h"
 #include "core/model/synthetic_model.h"
 #include "dist/budget.h"
+#include "dist/sample_split.h"
 #include "dist/stage_context.h"
 #include "dist/stage_plan.h"
 #include "launch/commands.h"
@@ -31,6 +32,8 @@ struct EstimateCli {
   std::string dtype = "bf16";
   bool true_sequential = false;
   std::string calibration = "sequential";
+  std::string parallel = "pipeline";
+  int64_t sample_block = kDefaultSampleBlock;
 };
 
 // "7B" -> the synth shape of that size.
@@ -71,6 +74,14 @@ EstimateSettings settings_from(const EstimateCli& cli, int64_t baseline) {
   settings.nsamples = cli.nsamples;
   settings.seqlen = cli.seqlen;
   settings.baseline_bytes = baseline;
+  PIPEPRUNE_CHECK(cli.parallel == "pipeline" || cli.parallel == "samples", ConfigError,
+                  "--parallel must be pipeline or samples (got '" << cli.parallel << "')");
+  PIPEPRUNE_CHECK(cli.parallel == "pipeline" || !settings.dense_calibration, ConfigError,
+                  "--parallel samples runs sequential calibration; use --parallel pipeline with --calibration dense");
+  if (cli.parallel == "samples") {
+    settings.sample_parallel = true;
+    settings.local_samples = SampleSplit(cli.nsamples, cli.sample_block, cli.world).max_count();
+  }
   return settings;
 }
 
@@ -91,10 +102,11 @@ void print_rank_table(const EstimateCli& cli) {
     ranks.push_back(RankResources{host_name(), "cpu", budget ? *budget : default_budget_bytes(c10::Device(c10::kCPU), cli.world)});
   }
   const StagePlan plan = plan_stages(footprint_of(spec), ranks);
-  std::printf("%s, %lld layers, %s of weights; %s %s, %lld samples x %lld tokens, world %d\n",
+  std::printf("%s, %lld layers, %s of weights; %s %s, %lld samples x %lld tokens, world %d, --parallel %s\n",
               spec.model_dir.empty() ? "model from config" : spec.model_dir.string().c_str(),
               static_cast<long long>(spec.n_layers()), format_bytes(spec.bytes_total()).c_str(), cli.method.c_str(),
-              cli.pattern.c_str(), static_cast<long long>(cli.nsamples), static_cast<long long>(cli.seqlen), cli.world);
+              cli.pattern.c_str(), static_cast<long long>(cli.nsamples), static_cast<long long>(cli.seqlen), cli.world,
+              cli.parallel.c_str());
   std::printf("%4s %-12s %11s %11s %11s %11s %11s %11s %11s  %s\n", "rank", "layers", "process", "weights",
               "activations", "statistics", "scratch", "total", "budget", "fits");
   for (const Stage& stage : plan.stages) {
@@ -167,6 +179,9 @@ CommandRunner add_estimate_command(CLI::App& app) {
   command->add_option("--dtype", cli->dtype, "checkpoint dtype for --config/--params: bf16, fp16, fp32")->capture_default_str();
   command->add_flag("--true-sequential", cli->true_sequential, "statistics of one linear group at a time");
   command->add_option("--calibration", cli->calibration, "sequential or dense")->capture_default_str();
+  command->add_option("--parallel", cli->parallel, "pipeline or samples (every rank runs every layer)")->capture_default_str();
+  command->add_option("--sample-block", cli->sample_block, "--parallel samples: samples per reduction block")
+      ->capture_default_str();
   return [cli] { return run(*cli); };
 }
 

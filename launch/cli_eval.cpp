@@ -20,6 +20,7 @@ struct EvalCli {
   std::string spill_dir;
   std::string save_logits;
   std::string save_windows;
+  std::string parallel = "pipeline";
 };
 
 int run(const EvalCli& cli) {
@@ -35,6 +36,7 @@ int run(const EvalCli& cli) {
   job.spill_dir = cli.spill_dir;
   job.save_logits = cli.save_logits;
   job.save_windows = cli.save_windows;
+  job.parallel = parse_parallel_mode(cli.parallel);
   job.faults = fault_injector_from_environment();
   const EvalResult result = run_eval_job(*env.transport, job);
   if (env.transport->rank() == 0) {
@@ -57,6 +59,9 @@ CommandRunner add_eval_command(CLI::App& app) {
   command->add_option("--data", cli->data, "UTF-8 text file (or JSON lines with a \"text\" field)")->required();
   command->add_option("--seqlen", cli->seqlen, "tokens per window (clamped to the model's context)")->capture_default_str();
   command->add_option("--max-chunks", cli->max_chunks, "evaluate at most N windows (0: all)")->capture_default_str();
+  command->add_option("--parallel", cli->parallel,
+                      "pipeline (ranks own layers, windows go rank to rank) or samples (windows split across the ranks)")
+      ->capture_default_str();
   command->add_option("--spill-dir", cli->spill_dir, "where hidden states beyond the memory budget spill (default: temp dir)");
   command->add_option("--save-windows", cli->save_windows, "write the token windows [n, seqlen] as int64 .npy");
   command->add_option("--save-logits", cli->save_logits,

@@ -5,6 +5,7 @@
 #include "core/common/log.h"
 #include "core/memory/host_memory.h"
 #include "dist/prune_job.h"
+#include "dist/sample_split.h"
 #include "launch/commands.h"
 #include "launch/common_options.h"
 #include "launch/test_hooks.h"
@@ -29,6 +30,8 @@ struct PruneCli {
   int64_t blocksize = 128;
   double percdamp = 0.01;
   std::string calibration = "sequential";
+  std::string parallel = "pipeline";
+  int64_t sample_block = kDefaultSampleBlock;
   std::string eval_data;
   int64_t eval_max_chunks = 0;
   bool eval_dense = false;
@@ -61,6 +64,8 @@ int run(const PruneCli& cli) {
   job.layer.prune.percdamp = cli.percdamp;
   job.layer.true_sequential = cli.true_sequential;
   job.calibration_mode = parse_calibration_mode(cli.calibration);
+  job.parallel = parse_parallel_mode(cli.parallel);
+  job.sample_block = cli.sample_block;
   job.calibration.calib_data = cli.calib_data;
   job.calibration.calib_tokens = cli.calib_tokens;
   job.calibration.nsamples = cli.nsamples;
@@ -117,6 +122,13 @@ CommandRunner add_prune_command(CLI::App& app) {
   command->add_option("--blocksize", cli->blocksize, "SparseGPT column block size")->capture_default_str();
   command->add_option("--percdamp", cli->percdamp, "SparseGPT damping, fraction of mean(diag H)")->capture_default_str();
   command->add_option("--calibration", cli->calibration, "sequential (default) or dense (all ranks in parallel)")
+      ->capture_default_str();
+  command->add_option("--parallel", cli->parallel,
+                      "pipeline (ranks own layers, activations go rank to rank) or samples (every rank runs every "
+                      "layer over its share of the samples: about W times faster, the same method)")
+      ->capture_default_str();
+  command->add_option("--sample-block", cli->sample_block,
+                      "--parallel samples: samples per reduction block (part of the result, like --nsamples)")
       ->capture_default_str();
   command->add_option("--eval-data", cli->eval_data, "text to report the pruned model's perplexity on");
   command->add_option("--eval-max-chunks", cli->eval_max_chunks, "evaluate at most N windows (0: all)")->capture_default_str();

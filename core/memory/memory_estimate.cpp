@@ -41,6 +41,14 @@ int64_t layer_statistics(const ModelConfig& config, const EstimateSettings& sett
   return !settings.true_sequential || settings.dense_calibration ? sum : largest;
 }
 
+// The largest statistic of one distinct input: the block sum an owner receives while it holds
+// its own and the totals (--parallel samples).
+int64_t largest_statistic(const ModelConfig& config, const EstimateSettings& settings) {
+  int64_t largest = 0;
+  for (LinearKind kind : layer_linears(config)) largest = std::max(largest, statistics_of(config, settings, kind));
+  return largest;
+}
+
 // Whether a later linear reads the same input as `kind` and so gets a copy of its statistics
 // before `kind` is pruned (q and k hand on to k and v, gate to up).
 bool hands_statistics_on(const ModelConfig& config, LinearKind kind) {
@@ -108,6 +116,12 @@ int64_t prune_activation_stores(const StageShare& share, bool calibrated) {
   return share.end_layer - share.first_layer >= 2 || !share.head ? 2 : 1;
 }
 
+int64_t prune_activation_stores(const StageShare& share, const EstimateSettings& settings, int64_t n_model_layers) {
+  const bool calibrated = settings.method != PruneMethod::kMagnitude;
+  if (!settings.sample_parallel || !calibrated) return prune_activation_stores(share, calibrated);
+  return n_model_layers >= 2 ? 2 : 1;
+}
+
 MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& share, const EstimateSettings& settings) {
   const ModelConfig& config = spec.config;
   const bool calibrated = settings.method != PruneMethod::kMagnitude;
@@ -136,6 +150,31 @@ MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& shar
     phase.statistics = stats * n_layers;
     phase.scratch = std::max(forward_scratch, mask_scratch);
     consider(phase, "dense stats pass");
+  } else if (settings.sample_parallel && calibrated) {
+    const int64_t stores = prune_activation_stores(share, settings, spec.n_layers());
+    const ActivationSplit activations =
+        split_activations(stores, settings.local_samples, sample_bytes, settings.activation_ram_bytes);
+    if (share.embedding) {
+      // The first rank embeds every sample and sends the others' on; it keeps its own.
+      MemoryEstimate phase;
+      phase.weights = spec.bytes_embedding();
+      const ActivationSplit one = split_activations(1, settings.local_samples, sample_bytes, settings.activation_ram_bytes);
+      phase.activations = one.ram;
+      phase.activations_spilled = one.spilled;
+      phase.scratch = sample_bytes;
+      consider(phase, "embedding");
+    }
+    const int64_t received = largest_statistic(config, settings);
+    for (int64_t l = 0; l < spec.n_layers(); ++l) {
+      const bool owner = l >= share.first_layer && l < share.end_layer;
+      MemoryEstimate phase;
+      phase.weights = layer_weights(spec, l, settings.compute_element_size);
+      phase.activations = activations.ram;
+      phase.activations_spilled = activations.spilled;
+      phase.statistics = owner ? 2 * stats + received : stats;
+      phase.scratch = std::max(forward_scratch, owner ? mask_scratch : 0);
+      consider(phase, owner ? "layer " + std::to_string(l) + " (owner)" : "layer " + std::to_string(l));
+    }
   } else {
     const int64_t stores = prune_activation_stores(share, calibrated);
     const ActivationSplit activations =

@@ -42,6 +42,12 @@ struct EstimateSettings {
   int64_t baseline_bytes = 0;
   // RAM the activation stores may use; beyond it they spill to disk. < 0: unlimited.
   int64_t activation_ram_bytes = -1;
+  // --parallel samples: every rank walks every layer of the model (stored + compute copy of one
+  // layer at a time, broadcast from its owner) over its own `local_samples` samples (the most any
+  // rank holds, dist/sample_split.h); statistics are one block sum per distinct input, and on a
+  // layer's owner also the reduced totals and one received block sum.
+  bool sample_parallel = false;
+  int64_t local_samples = 0;
 };
 
 struct MemoryEstimate {
@@ -59,6 +65,9 @@ struct MemoryEstimate {
 // current layer, and its outputs when a later owned layer, the next rank or the job needs them
 // (the model's last layer's outputs are never computed). Each holds every sample.
 int64_t prune_activation_stores(const StageShare& share, bool calibrated);
+// The same for a rank of a job with these settings (--parallel samples: two, every rank walks
+// every layer).
+int64_t prune_activation_stores(const StageShare& share, const EstimateSettings& settings, int64_t n_model_layers);
 
 // Peak of a rank in `prune` (sequential or dense calibration).
 MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& share, const EstimateSettings& settings);

@@ -51,4 +51,29 @@ void add_hessian_batch(at::Tensor& hessian, int64_t* n_samples, const at::Tensor
   });
 }
 
+void add_wanda_sum(at::Tensor& sum, const at::Tensor& input) {
+  c10::InferenceMode guard;
+  for_each_sequence(sum, sum.size(0), input, [&](const at::Tensor& x_t) {
+    sum.add_(at::norm(x_t.to(at::kFloat), 2, {1}).pow(2));
+  });
+}
+
+void add_hessian_sum(at::Tensor& sum, const at::Tensor& input) {
+  c10::InferenceMode guard;
+  for_each_sequence(sum, sum.size(0), input, [&](const at::Tensor& x_t) {
+    const at::Tensor x = x_t.to(at::kFloat);
+    sum.addmm_(x, x.t());
+  });
+}
+
+void wanda_mean_of_sum(at::Tensor& sum, int64_t n_samples) {
+  PIPEPRUNE_CHECK(n_samples > 0, Error, "wanda statistic of no samples");
+  sum.div_(static_cast<double>(n_samples));
+}
+
+void hessian_mean_of_sum(at::Tensor& sum, int64_t n_samples) {
+  PIPEPRUNE_CHECK(n_samples > 0, Error, "sparsegpt Hessian of no samples");
+  sum.mul_(2.0 / static_cast<double>(n_samples));
+}
+
 }  // namespace pipeprune

@@ -21,4 +21,17 @@ void add_wanda_batch(at::Tensor& scaler_row, int64_t* n_samples, const at::Tenso
 // hessian ([cols, cols] fp32): the running mean over sequences of 2 x^T x, x = [tokens, cols].
 void add_hessian_batch(at::Tensor& hessian, int64_t* n_samples, const at::Tensor& input);
 
+// Sample-parallel calibration (--parallel samples) keeps plain sums instead of running means:
+// each sequence's term is added on its own, in order, with no rescaling, so sums over blocks of
+// samples can be added across ranks in a fixed order (Transport::reduce_sum_into) and turned
+// into the mean once, whatever the number of ranks. The mean differs from the running mean's by
+// float rounding only (a different order of the same operations).
+// sum ([cols] fp32) += ||x_j||^2 per sequence; the statistic is sum / n (wanda_mean_of_sum).
+void add_wanda_sum(at::Tensor& sum, const at::Tensor& input);
+// sum ([cols, cols] fp32) += x^T x per sequence; the statistic is 2 sum / n.
+void add_hessian_sum(at::Tensor& sum, const at::Tensor& input);
+// The statistics from sums over n_samples sequences, in place.
+void wanda_mean_of_sum(at::Tensor& sum, int64_t n_samples);
+void hessian_mean_of_sum(at::Tensor& sum, int64_t n_samples);
+
 }  // namespace pipeprune

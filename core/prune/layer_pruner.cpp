@@ -62,7 +62,7 @@ void LayerPruner::make_pruners() {
     // (prune_current_group): q, k and v accumulate one Hessian instead of three.
     if (input_owner(kind) != kind && in_group(group, input_owner(kind))) continue;
     const auto shape = linear_shape(config_, kind);
-    auto pruner = make_linear_pruner(options_.prune, shape[0], shape[1], options_.device);
+    auto pruner = make_linear_pruner(options_.prune, shape[0], shape[1], options_.device, options_.statistics);
     group_statistics += pruner->bytes_statistics();
     pruners_[static_cast<int>(kind)] = std::move(pruner);
   }
@@ -96,18 +96,59 @@ void LayerPruner::prune_current_group() {
         break;
       }
     }
-    Linear& stored_linear = stored_[kind];
     at::Tensor weight = compute_[kind].weight.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
     pruner->prune(weight);
     pruner.reset();
-    stored_linear.weight = weight.to(at::kCPU).to(stored_linear.weight.scalar_type()).contiguous();
-    compute_[kind].weight = stored_linear.weight.to(options_.device, options_.compute_dtype);
-    LinearPruneResult& linear = result_.linears[static_cast<int>(kind)];
-    linear.numel = stored_linear.weight.numel();
-    linear.zeros = stored_linear.weight.eq(0).sum().item<int64_t>();
-    linear.seconds_mask = seconds_since(start);
+    store_pruned(kind, weight.to(at::kCPU).to(stored_[kind].weight.scalar_type()).contiguous());
+    result_.linears[static_cast<int>(kind)].seconds_mask = seconds_since(start);
   }
   result_.seconds_prune += seconds_since(group_start);
+  ++group_;
+  make_pruners();
+}
+
+void LayerPruner::store_pruned(LinearKind kind, at::Tensor weight) {
+  Linear& stored_linear = stored_[kind];
+  stored_linear.weight = std::move(weight);
+  compute_[kind].weight = stored_linear.weight.to(options_.device, options_.compute_dtype);
+  LinearPruneResult& linear = result_.linears[static_cast<int>(kind)];
+  linear.numel = stored_linear.weight.numel();
+  linear.zeros = stored_linear.weight.eq(0).sum().item<int64_t>();
+}
+
+const std::vector<LinearKind>& LayerPruner::current_group() const {
+  PIPEPRUNE_CHECK(!done(), Error, "layer " << stored_.layer << " is already pruned");
+  return groups_[group_];
+}
+
+std::vector<LinearKind> LayerPruner::statistic_linears() const {
+  std::vector<LinearKind> kinds;
+  for (LinearKind kind : current_group()) {
+    const auto& pruner = pruners_[static_cast<int>(kind)];
+    if (pruner && pruner->needs_calibration()) kinds.push_back(kind);
+  }
+  return kinds;
+}
+
+LinearPruner& LayerPruner::statistic_holder(LinearKind kind) {
+  auto& pruner = pruners_[static_cast<int>(kind)];
+  PIPEPRUNE_CHECK(pruner != nullptr, Error,
+                  "layer " << stored_.layer << ": " << linear_short_name(config_, kind) << " holds no statistics now");
+  return *pruner;
+}
+
+at::Tensor LayerPruner::take_block_sum(LinearKind kind) { return statistic_holder(kind).take_block_sum(); }
+
+void LayerPruner::set_statistic_from_sum(LinearKind kind, at::Tensor sum, int64_t n_samples) {
+  statistic_holder(kind).set_statistic_from_sum(std::move(sum), n_samples);
+}
+
+void LayerPruner::adopt_pruned_group(const std::function<at::Tensor(LinearKind)>& pruned_weight) {
+  c10::InferenceMode inference_guard;
+  for (LinearKind kind : current_group()) {
+    pruners_[static_cast<int>(kind)].reset();
+    store_pruned(kind, pruned_weight(kind));
+  }
   ++group_;
   make_pruners();
 }

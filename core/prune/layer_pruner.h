@@ -13,10 +13,18 @@
 // Pruned weights are cast back to the stored dtype and upcast again before any later forward,
 // exactly as a model held in the stored dtype computes. One thread; the layer it prunes must
 // outlive it.
+//
+// Sample-parallel (--parallel samples, StatisticMode::kBlockSums): every rank holds a
+// LayerPruner of the layer and runs the stats pass over its own samples; after each block of
+// samples the caller takes each statistic's block sum (statistic_linears, take_block_sum) and
+// reduces it to the layer's owner, which sets the reduced sums (set_statistic_from_sum), prunes
+// the group and hands the pruned weights to the other ranks, which adopt them
+// (adopt_pruned_group) instead of pruning.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -34,6 +42,8 @@ struct LayerPruneOptions {
   bool true_sequential = false;  // four groups instead of one (see above)
   c10::Device device = c10::Device(c10::kCPU);
   c10::ScalarType compute_dtype = c10::ScalarType::Float;
+  // kBlockSums for sample-parallel calibration (see "Sample-parallel" below).
+  StatisticMode statistics = StatisticMode::kRunningMean;
 };
 
 struct LinearPruneResult {
@@ -68,12 +78,25 @@ class LayerPruner {
   at::Tensor forward(const at::Tensor& input) const;
   // Prunes the current group's linears and moves to the next group.
   void prune_current_group();
+  // The linears of the current group.
+  const std::vector<LinearKind>& current_group() const;
+  // The current group's linears that hold statistics, one per distinct input (k, v and up get
+  // copies of q's and gate's when they are pruned), in layer order.
+  std::vector<LinearKind> statistic_linears() const;
+  at::Tensor take_block_sum(LinearKind kind);
+  void set_statistic_from_sum(LinearKind kind, at::Tensor sum, int64_t n_samples);
+  // Instead of prune_current_group() on the ranks that do not prune: takes each linear of the
+  // current group's pruned weight (stored dtype, CPU) and moves to the next group.
+  void adopt_pruned_group(const std::function<at::Tensor(LinearKind)>& pruned_weight);
   void add_stats_seconds(double s) { result_.seconds_stats += s; }
   void add_output_seconds(double s) { result_.seconds_output += s; }
   const LayerPruneResult& result() const { return result_; }
 
  private:
   void make_pruners();
+  LinearPruner& statistic_holder(LinearKind kind);
+  // Stores a pruned weight (stored dtype), refreshes its compute copy and counts its zeros.
+  void store_pruned(LinearKind kind, at::Tensor weight);
 
   DecoderLayerWeights& stored_;
   const ModelConfig& config_;

@@ -23,6 +23,9 @@ struct CalibrationStatistic {
   std::vector<int64_t> (*shape)(int64_t cols);
   // Adds a batch of inputs (core/prune/calibration_stats.h), advancing the sample count.
   void (*accumulate)(at::Tensor& statistic, int64_t* n_samples, const at::Tensor& input);
+  // The same terms as plain sums (StatisticMode::kBlockSums), and the statistic from a sum.
+  void (*add_to_sum)(at::Tensor& sum, const at::Tensor& input);
+  void (*mean_of_sum)(at::Tensor& sum, int64_t n_samples);
   // Prunes `weight` in place from the statistic, which it may modify, and returns the mask.
   at::Tensor (*prune)(at::Tensor& weight, at::Tensor& statistic, const PruneOptions& options);
 };
@@ -31,6 +34,8 @@ struct CalibrationStatistic {
 const CalibrationStatistic kWandaStatistic{
     [](int64_t cols) { return std::vector<int64_t>{cols}; },
     add_wanda_batch,
+    add_wanda_sum,
+    wanda_mean_of_sum,
     [](at::Tensor& weight, at::Tensor& scaler_row, const PruneOptions& options) {
       at::Tensor mask = wanda_mask(weight, scaler_row, options.pattern, options.use_variant);
       weight.masked_fill_(mask, 0);
@@ -41,6 +46,8 @@ const CalibrationStatistic kWandaStatistic{
 const CalibrationStatistic kSparseGptStatistic{
     [](int64_t cols) { return std::vector<int64_t>{cols, cols}; },
     add_hessian_batch,
+    add_hessian_sum,
+    hessian_mean_of_sum,
     [](at::Tensor& weight, at::Tensor& hessian, const PruneOptions& options) {
       return sparsegpt_prune(weight, hessian, options.pattern, options.blocksize, options.percdamp);
     }};
@@ -80,6 +87,8 @@ class MagnitudePruner final : public LinearPruner {
   std::unique_ptr<LinearPruner> clone_for(int64_t rows) const override {
     return std::make_unique<MagnitudePruner>(options_, rows, cols_);
   }
+  at::Tensor take_block_sum() override { return at::Tensor(); }
+  void set_statistic_from_sum(at::Tensor, int64_t) override {}
 
  private:
   PruneOptions options_;
@@ -89,14 +98,39 @@ class MagnitudePruner final : public LinearPruner {
 
 class CalibratedPruner final : public LinearPruner {
  public:
-  CalibratedPruner(const PruneOptions& options, int64_t rows, int64_t cols, c10::Device device)
-      : CalibratedPruner(options, rows, cols, zero_statistic(options, cols, device), 0) {}
+  CalibratedPruner(const PruneOptions& options, int64_t rows, int64_t cols, c10::Device device, StatisticMode mode)
+      : CalibratedPruner(options, rows, cols, zero_statistic(options, cols, device), 0) {
+    mode_ = mode;
+  }
 
   bool needs_calibration() const override { return true; }
 
   void add_batch(const at::Tensor& input) override {
     require_statistic("add_batch");
-    statistic_kind_.accumulate(statistic_, &n_samples_, input);
+    if (mode_ == StatisticMode::kBlockSums) {
+      statistic_kind_.add_to_sum(statistic_, input);
+    } else {
+      statistic_kind_.accumulate(statistic_, &n_samples_, input);
+    }
+  }
+
+  at::Tensor take_block_sum() override {
+    require_statistic("take_block_sum");
+    PIPEPRUNE_CHECK(mode_ == StatisticMode::kBlockSums, Error, "take_block_sum of a running-mean statistic");
+    c10::InferenceMode guard;
+    at::Tensor sum = std::move(statistic_);
+    statistic_ = at::zeros_like(sum);
+    return sum;
+  }
+
+  void set_statistic_from_sum(at::Tensor sum, int64_t n_samples) override {
+    PIPEPRUNE_CHECK(sum.defined() && sum.sizes() == statistic_kind_.shape(cols_), Error,
+                    prune_method_name(options_.method) << " set_statistic_from_sum: expected a sum of shape "
+                                                       << shape_text(statistic_kind_.shape(cols_)));
+    c10::InferenceMode guard;
+    statistic_kind_.mean_of_sum(sum, n_samples);
+    statistic_ = std::move(sum);
+    n_samples_ = n_samples;
   }
 
   at::Tensor prune(at::Tensor& weight) override {
@@ -147,17 +181,18 @@ class CalibratedPruner final : public LinearPruner {
   int64_t cols_;
   at::Tensor statistic_;
   int64_t n_samples_ = 0;
+  StatisticMode mode_ = StatisticMode::kRunningMean;
 };
 
 }  // namespace
 
 std::unique_ptr<LinearPruner> make_linear_pruner(const PruneOptions& options, int64_t rows,
-                                                 int64_t cols, c10::Device device) {
+                                                 int64_t cols, c10::Device device, StatisticMode mode) {
   PIPEPRUNE_CHECK(rows > 0 && cols > 0, Error, "make_linear_pruner: empty linear " << shape_text({rows, cols}));
   options.validate();
   options.pattern.check_columns(cols, "a linear with " + std::to_string(cols) + " input columns");
   if (options.method == PruneMethod::kMagnitude) return std::make_unique<MagnitudePruner>(options, rows, cols);
-  return std::make_unique<CalibratedPruner>(options, rows, cols, device);
+  return std::make_unique<CalibratedPruner>(options, rows, cols, device, mode);
 }
 
 int64_t pruner_statistics_bytes(PruneMethod method, int64_t cols) {

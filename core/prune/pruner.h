@@ -20,6 +20,11 @@
 
 namespace pipeprune {
 
+// How a calibrated pruner accumulates its statistic: the references' running mean (the default
+// mode), or plain sums over blocks of samples that the caller reduces across ranks (--parallel
+// samples; core/prune/calibration_stats.h).
+enum class StatisticMode { kRunningMean, kBlockSums };
+
 class LinearPruner {
  public:
   virtual ~LinearPruner() = default;
@@ -40,10 +45,18 @@ class LinearPruner {
   // gate and up), holding a copy of these statistics: accumulating them once gives the same
   // bits as accumulating them per linear. Call before prune(), which may consume them.
   virtual std::unique_ptr<LinearPruner> clone_for(int64_t rows) const = 0;
+
+  // StatisticMode::kBlockSums only. The sum of the terms of the sequences added since the last
+  // call (zeros if none), handed over; accumulation starts again from zero.
+  virtual at::Tensor take_block_sum() = 0;
+  // The statistic from a sum over n_samples sequences (every rank's blocks, reduced): prune()
+  // then uses its mean, as the running mean would hold it.
+  virtual void set_statistic_from_sum(at::Tensor sum, int64_t n_samples) = 0;
 };
 
 std::unique_ptr<LinearPruner> make_linear_pruner(const PruneOptions& options, int64_t rows,
-                                                 int64_t cols, c10::Device device);
+                                                 int64_t cols, c10::Device device,
+                                                 StatisticMode mode = StatisticMode::kRunningMean);
 
 // Bytes of statistics a pruner of this method holds for a linear with `cols` inputs
 // (for the memory planner, without creating one).

@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "core/common/error.h"
 #include "core/common/log.h"
 #include "dist/transport/launcher_env.h"
@@ -70,6 +72,35 @@ std::vector<double> Transport::all_gather_double(double value) {
   values.reserve(gathered.size());
   for (const at::Tensor& t : gathered) values.push_back(t.to(at::kCPU).item<double>());
   return values;
+}
+
+void Transport::reduce_sum_into(at::Tensor& accumulator, const at::Tensor& contribution, const ReduceOptions& options) {
+  const int contributors = options.contributors < 0 ? size() : std::min(options.contributors, size());
+  const bool contributes = rank() < contributors;
+  PIPEPRUNE_CHECK(contribution.defined() == contributes, CommError,
+                  "rank " << rank() << ": reduce_sum_into with " << contributors << " contributors "
+                          << (contributes ? "needs" : "takes no") << " contribution from this rank");
+  if (rank() != options.root) {
+    if (contributes) send(contribution, options.root, SendOptions{kReduceTag});
+    return;
+  }
+  PIPEPRUNE_CHECK(accumulator.defined(), CommError, "rank " << rank() << ": reduce_sum_into needs an accumulator on the root");
+  RecvOptions expect;
+  expect.tag = kReduceTag;
+  expect.expect.dtype = accumulator.scalar_type();
+  expect.expect.shape = accumulator.sizes().vec();
+  expect.device = accumulator.device();
+  for (int r = 0; r < contributors; ++r) {
+    if (r == rank()) {
+      PIPEPRUNE_CHECK(contribution.sizes() == accumulator.sizes() && contribution.scalar_type() == accumulator.scalar_type(),
+                      CommError,
+                      "rank " << rank() << ": reduce_sum_into contribution " << contribution.sizes()
+                              << " does not match the accumulator " << accumulator.sizes());
+      accumulator.add_(contribution.to(accumulator.device()));
+    } else {
+      accumulator.add_(recv(r, expect));
+    }
+  }
 }
 
 bool Transport::all_agree(bool ok) {

@@ -55,6 +55,17 @@ struct BroadcastOptions {
   int root = 0;
 };
 
+// The message tag reduce_sum_into keeps for itself: below 32767, the smallest MPI_TAG_UB MPI
+// allows, and far above the job's stream tags.
+constexpr int kReduceTag = 32700;
+
+struct ReduceOptions {
+  int root = 0;
+  // Ranks 0..contributors-1 contribute a tensor; the others pass an undefined one and send
+  // nothing (the last round of a sample-parallel reduction). -1: every rank.
+  int contributors = -1;
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -80,6 +91,16 @@ class Transport {
   // Ends the whole job from this rank after a fatal error (MPI_Abort under MPI), so no
   // surviving rank waits forever. Returns only for the local single-rank transport.
   virtual void abort(int exit_code) = 0;
+
+  // Sums the contributing ranks' tensors onto the root in rank order: on the root, `accumulator`
+  // becomes ((accumulator + t_0) + t_1) + ... + t_{k-1}, added in exactly that order (one
+  // elementwise add per contribution, on the accumulator's device), so its bits depend only on
+  // the values and their order, never on the backend or on how many ranks there are. This is
+  // why it is built from point-to-point messages (ncclSend/ncclRecv under NCCL, MPI_Send/Recv
+  // of host tensors under MPI) and not on ncclReduce or MPI_Reduce, whose summation trees
+  // change with the world size. Contributions must match the accumulator's shape and dtype (a
+  // CommError naming both ranks otherwise); elsewhere `accumulator` is not touched. Collective.
+  void reduce_sum_into(at::Tensor& accumulator, const at::Tensor& contribution, const ReduceOptions& options = {});
 
   // Convenience: every rank's value, in rank order.
   std::vector<double> all_gather_double(double value);
