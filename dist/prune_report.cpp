@@ -63,6 +63,8 @@ PruneReport gather_prune_report(const StageContext& context, const PruneJobOptio
       {"use_variant", prune.use_variant},
       {"true_sequential", options.layer.true_sequential},
       {"calibration", options.calibration_mode == CalibrationMode::kDense ? "dense" : "sequential"},
+      {"parallel", parallel_mode_name(options.parallel)},
+      {"sample_block", options.sample_block},
       {"blocksize", prune.blocksize},
       {"percdamp", prune.percdamp},
       {"nsamples", windows.defined() ? windows.size(0) : 0},

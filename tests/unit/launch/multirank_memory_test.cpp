@@ -1,6 +1,6 @@
 // Memory figures of a multi-rank job (run under mpirun from the test): every rank's estimate
-// is within 10% of its measured peak, and --log-memory merges one CSV with a row per
-// checkpoint per rank and monotone peaks.
+// is within 10% of its measured peak, in both --parallel modes, and --log-memory merges one CSV
+// with a row per checkpoint per rank and monotone peaks.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -27,11 +27,14 @@ testing::CommandResult run_ranks(int np, const std::vector<std::string>& args) {
 
 TEST(MultiRankMemory, EstimatesWithinTenPercentAndMergedMemoryLog) {
   const std::string dir = testing::fresh_temp_dir("multirank_memory");
+  for (const std::string parallel : {"pipeline", "samples"}) {
   for (int np : {2, 3}) {
-    const std::string out = dir + "/out" + std::to_string(np);
+    SCOPED_TRACE("--parallel " + parallel);
+    const std::string out = dir + "/out_" + parallel + std::to_string(np);
     const auto result = run_ranks(np, {"prune", "--model", kSource + "/examples/stories260K", "--output", out,
                                        "--method", "sparsegpt", "--calib-data", kSource + "/examples/text/tinystories_val.txt",
                                        "--nsamples", "16", "--seqlen", "256", "--report", out + ".json",
+                                       "--parallel", parallel,
                                        "--log-memory", "--log-memory-file", out + ".csv", "--quiet"});
     ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
     std::ifstream report_file(out + ".json");
@@ -67,6 +70,7 @@ TEST(MultiRankMemory, EstimatesWithinTenPercentAndMergedMemoryLog) {
       for (const auto& name : names) layer_rows += name.find(" done") != std::string::npos;
     }
     EXPECT_EQ(layer_rows, 5);
+  }
   }
 }
 
