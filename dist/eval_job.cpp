@@ -75,7 +75,8 @@ EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options) {
     const std::filesystem::path spill_dir =
         options.spill_dir.empty() ? std::filesystem::temp_directory_path() : options.spill_dir;
     StageRunner runner(context, seqlen, faults);
-    const WindowSums sums = evaluate_on_samples(runner, windows, memory, spill_dir);
+    const WindowSums sums = evaluate_on_samples(runner, windows, memory, spill_dir,
+                                                every_rank_reads(options.layer_source, context.plan));
     EvalResult result;
     result.total_nll = sums.total_nll;
     result.predictions = sums.predictions;

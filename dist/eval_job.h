@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "dist/fault_injection.h"
+#include "dist/layer_broadcast.h"
 #include "dist/parallel_mode.h"
 #include "dist/transport/transport.h"
 
@@ -25,6 +26,7 @@ struct EvalJobOptions {
   c10::ScalarType compute_dtype = c10::ScalarType::Float;
   std::optional<int64_t> budget_bytes;
   ParallelMode parallel = ParallelMode::kPipeline;  // samples: windows split across the ranks
+  LayerSource layer_source = LayerSource::kAuto;    // samples: how every rank gets each layer
   std::filesystem::path spill_dir;  // for hidden states beyond the budget; empty: the temp dir
   // When set: the token windows [n, seqlen] int64 (first rank), and every window's logits
   // [n, seqlen, vocab] float32 (last rank; held in RAM until the end), as .npy, for comparing

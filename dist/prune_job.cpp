@@ -63,8 +63,11 @@ void prune_sequential(StageRunner& runner, const PruneJobOptions& options, const
 void prune_samples(StageRunner& runner, const PruneJobOptions& options, const at::Tensor& windows,
                    const MemoryPlan& memory, const std::filesystem::path& spill_dir, PrunedLayers& pruned) {
   const StageContext& context = runner.context();
-  const SampleSplit split(windows.size(0), options.sample_block, context.world_size());
-  SampleParallelPruneStep step(context, options.layer, split, pruned);
+  const SampleSplit split(windows.size(0), resolve_sample_block(options.sample_block, windows.size(0)),
+                          context.world_size());
+  const bool read_everywhere = every_rank_reads(options.layer_source, context.plan);
+  log::info("--parallel samples: every rank {} each layer", read_everywhere ? "reads" : "receives from its owner");
+  SampleParallelPruneStep step(context, options.layer, split, read_everywhere, pruned);
   LayerWalk walk;
   walk.tag = kTagCalibration;
   walk.windows = windows;
@@ -95,6 +98,7 @@ std::optional<double> evaluate(Transport& transport, const PruneJobOptions& opti
   eval.compute_dtype = options.layer.compute_dtype;
   eval.budget_bytes = options.budget_bytes;
   eval.parallel = options.parallel;
+  eval.layer_source = options.layer_source;
   eval.faults = options.faults;
   try {
     const EvalResult result = run_eval_job(transport, eval);
@@ -119,7 +123,10 @@ EstimateSettings estimate_settings(const PruneJobOptions& options, const StageCo
   settings.compute_element_size = static_cast<int64_t>(c10::elementSize(context.compute_dtype));
   if (options.parallel == ParallelMode::kSamples && needs_activations(options.layer.prune.method) && windows.defined()) {
     settings.sample_parallel = true;
-    settings.local_samples = SampleSplit(windows.size(0), options.sample_block, context.world_size()).max_count();
+    settings.world_size = context.world_size();
+    settings.local_samples =
+        SampleSplit(windows.size(0), resolve_sample_block(options.sample_block, windows.size(0)), context.world_size())
+            .max_count();
   }
   return settings;
 }
@@ -131,7 +138,8 @@ void PruneJobOptions::validate() const {
   PIPEPRUNE_CHECK(parallel == ParallelMode::kPipeline || calibration_mode == CalibrationMode::kSequential, ConfigError,
                   "--parallel samples runs sequential calibration; --calibration dense already runs the ranks at once "
                   "(use --parallel pipeline with it)");
-  PIPEPRUNE_CHECK(sample_block >= 1, ConfigError, "--sample-block " << sample_block << ": must be at least 1 sample");
+  PIPEPRUNE_CHECK(sample_block >= 0, ConfigError,
+                  "--sample-block " << sample_block << ": must be at least 1 sample (0: automatic)");
   calibration.validate(/*needs_source=*/needs_activations(layer.prune.method));
 }
 
@@ -166,7 +174,8 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
     log::info("--parallel samples: magnitude uses no calibration samples; each rank prunes its own layers");
   }
   if (samples_mode) {
-    const SampleSplit split(windows.size(0), options.sample_block, context.world_size());
+    const SampleSplit split(windows.size(0), resolve_sample_block(options.sample_block, windows.size(0)),
+                            context.world_size());
     if (split.n_blocks() < context.world_size() && context.is_first()) {
       log::warn("--parallel samples: {} samples in blocks of {} keep only {} of {} ranks busy; lower --sample-block",
                 split.n_samples(), split.block_size(), split.n_blocks(), context.world_size());

@@ -18,6 +18,7 @@
 #include "core/data/calibration.h"
 #include "core/prune/layer_pruner.h"
 #include "dist/fault_injection.h"
+#include "dist/layer_broadcast.h"
 #include "dist/parallel_mode.h"
 #include "dist/transport/transport.h"
 
@@ -35,7 +36,8 @@ struct PruneJobOptions {
   LayerPruneOptions layer;  // method and settings, groups, device and compute dtype
   CalibrationMode calibration_mode = CalibrationMode::kSequential;
   ParallelMode parallel = ParallelMode::kPipeline;
-  int64_t sample_block = 4;  // samples per reduction block (dist/sample_split.h)
+  int64_t sample_block = 0;  // samples per reduction block; 0: automatic (dist/sample_split.h)
+  LayerSource layer_source = LayerSource::kAuto;  // how every rank gets each layer (samples mode)
   CalibrationOptions calibration;
   std::optional<int64_t> max_shard_bytes;
   std::optional<int64_t> budget_bytes;

@@ -1,5 +1,7 @@
 #include "dist/prune_report.h"
 
+#include "dist/sample_split.h"
+
 #include "core/common/files.h"
 #include "core/memory/host_memory.h"
 #include "core/model/layer_weights.h"
@@ -22,6 +24,7 @@ nlohmann::json layer_result_json(const LayerPruneResult& result, const ModelConf
           {"seconds_stats", result.seconds_stats},
           {"seconds_prune", result.seconds_prune},
           {"seconds_output", result.seconds_output},
+          {"seconds_reduce", result.seconds_reduce},
           {"bytes_statistics", result.bytes_statistics},
           {"linears", linears}};
 }
@@ -64,7 +67,7 @@ PruneReport gather_prune_report(const StageContext& context, const PruneJobOptio
       {"true_sequential", options.layer.true_sequential},
       {"calibration", options.calibration_mode == CalibrationMode::kDense ? "dense" : "sequential"},
       {"parallel", parallel_mode_name(options.parallel)},
-      {"sample_block", options.sample_block},
+      {"sample_block", windows.defined() ? resolve_sample_block(options.sample_block, windows.size(0)) : 0},
       {"blocksize", prune.blocksize},
       {"percdamp", prune.percdamp},
       {"nsamples", windows.defined() ? windows.size(0) : 0},

@@ -3,10 +3,12 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/common/error.h"
 #include "core/common/log.h"
+#include "core/prune/input_assignment.h"
 #include "dist/layer_broadcast.h"
 
 namespace pipeprune {
@@ -102,67 +104,83 @@ void SequentialPruneStep::commit(int64_t layer) {
 }
 
 SampleParallelPruneStep::SampleParallelPruneStep(const StageContext& context, const LayerPruneOptions& options,
-                                                 const SampleSplit& split, PrunedLayers& pruned)
-    : context_(context), options_(options), split_(split), pruned_(pruned) {
+                                                 const SampleSplit& split, bool read_everywhere, PrunedLayers& pruned)
+    : context_(context),
+      options_(options),
+      split_(split),
+      read_everywhere_(read_everywhere),
+      pruned_(pruned),
+      progress_("model layer (all ranks)", context.config.n_layers, 0.0) {
   options_.statistics = StatisticMode::kBlockSums;
 }
 
-void SampleParallelPruneStep::reduce_statistics(LayerPruner& pruner, const ActivationStore& inputs, int owner,
+void SampleParallelPruneStep::reduce_statistics(LayerPruner& pruner, const ActivationStore& inputs,
+                                                const std::vector<LinearKind>& kinds, const std::vector<int>& roots,
                                                 c10::Device device) {
   Transport& transport = *context_.transport;
-  const bool owns = context_.rank() == owner;
-  const std::vector<LinearKind> kinds = pruner.statistic_linears();
-  // The owner's running totals, one per distinct input, folded block by block.
+  // The running totals, on the rank pruning each input, folded block by block.
   std::vector<at::Tensor> totals(kinds.size());
   for (int64_t round = 0; round < split_.n_rounds(); ++round) {
     const auto [begin, end] = split_.local_block(context_.rank(), round);
     for (int64_t i = begin; i < end; ++i) pruner.forward_and_collect(inputs.get(i).to(device));
-    const ReduceOptions reduce{owner, split_.contributors(round)};
     for (size_t k = 0; k < kinds.size(); ++k) {
       at::Tensor block = begin < end ? pruner.take_block_sum(kinds[k]) : at::Tensor();
-      if (owns && !totals[k].defined()) {
+      if (context_.rank() == roots[k] && !totals[k].defined()) {
         totals[k] = at::zeros_like(block.defined() ? block : pruner.take_block_sum(kinds[k]));
       }
-      transport.reduce_sum_into(totals[k], block, reduce);
+      const auto start = Clock::now();
+      transport.reduce_sum_into(totals[k], block, ReduceOptions{roots[k], split_.contributors(round)});
+      pruner.add_reduce_seconds(seconds_since(start));
     }
   }
-  if (!owns) return;
-  for (size_t k = 0; k < kinds.size(); ++k) pruner.set_statistic_from_sum(kinds[k], std::move(totals[k]), split_.n_samples());
+  for (size_t k = 0; k < kinds.size(); ++k) {
+    if (context_.rank() == roots[k]) pruner.set_statistic_from_sum(kinds[k], std::move(totals[k]), split_.n_samples());
+  }
 }
 
 void SampleParallelPruneStep::run(LayerRun& run, const ActivationStore* inputs, ActivationStore* outputs) {
   Transport& transport = *context_.transport;
   const int owner = context_.plan.owner_of_layer(run.layer());
-  const bool owns = context_.rank() == owner;
   run.begin(LayerPass::kLoad);
-  stored_ = owns ? load_decoder_layer(context_.checkpoint, context_.config, run.layer()) : DecoderLayerWeights();
-  broadcast_layer(transport, stored_, context_.config, run.layer(), owner);
+  stored_ = layer_on_every_rank(context_, run.layer(), read_everywhere_);
   LayerPruneOptions options = options_;
   options.device = run.device();
-  const bool calibrated = needs_activations(options.prune.method);
-  PIPEPRUNE_CHECK(!calibrated || inputs != nullptr, Error,
+  PIPEPRUNE_CHECK(inputs != nullptr, Error,
                   "layer " << run.layer() << ": " << prune_method_name(options.prune.method)
                            << " needs calibration activations");
   LayerPruner pruner(stored_, context_.config, run.rope(), options);
   const std::string where = fmt::format("layer {}/{}", run.layer() + 1, context_.config.n_layers);
   while (!pruner.done()) {
-    if (calibrated) {
-      run.begin(LayerPass::kStats);
-      const auto start = Clock::now();
-      reduce_statistics(pruner, *inputs, owner, run.device());
-      pruner.add_stats_seconds(seconds_since(start));
-    }
-    run.begin(LayerPass::kMask);
-    // The group's linears, as the owner pruned them, in the stored dtype.
+    // The group's distinct inputs and the rank pruning each one's linears.
     const std::vector<LinearKind> group = pruner.current_group();
-    if (owns) pruner.prune_current_group();
+    const std::vector<LinearKind> kinds = pruner.statistic_linears();
+    const std::vector<int> roots =
+        assign_inputs(context_.config, options.prune.method, kinds, context_.world_size(), owner);
+    auto root_of = [&](LinearKind kind) {
+      const auto it = std::find(kinds.begin(), kinds.end(), input_owner(kind));
+      PIPEPRUNE_CHECK(it != kinds.end(), Error, where << ": no statistics for " << linear_short_name(context_.config, kind));
+      return roots[static_cast<size_t>(it - kinds.begin())];
+    };
+    run.begin(LayerPass::kStats);
+    const auto start = Clock::now();
+    reduce_statistics(pruner, *inputs, kinds, roots, run.device());
+    pruner.add_stats_seconds(seconds_since(start));
+    run.begin(LayerPass::kMask);
+    std::vector<LinearKind> mine;
+    for (LinearKind kind : group) {
+      if (root_of(kind) == context_.rank()) mine.push_back(kind);
+    }
+    pruner.prune_in_group(mine);
+    // Every pruned linear from the rank that pruned it, in layer order.
     std::array<at::Tensor, kNumLinears> pruned;
     for (LinearKind kind : group) {
-      pruned[static_cast<int>(kind)] = transport.broadcast(owns ? stored_[kind].weight : at::Tensor(), BroadcastOptions{owner});
+      const int root = root_of(kind);
+      pruned[static_cast<int>(kind)] =
+          transport.broadcast(root == context_.rank() ? stored_[kind].weight : at::Tensor(), BroadcastOptions{root});
     }
-    if (!owns) pruner.adopt_pruned_group([&](LinearKind kind) { return pruned[static_cast<int>(kind)].to(at::kCPU); });
+    pruner.finish_group([&](LinearKind kind) { return pruned[static_cast<int>(kind)].to(at::kCPU); });
   }
-  if (calibrated && outputs != nullptr) {
+  if (outputs != nullptr) {
     run.begin(LayerPass::kOutput);
     const auto start = Clock::now();
     Progress progress(where + " output pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
@@ -178,6 +196,8 @@ void SampleParallelPruneStep::run(LayerRun& run, const ActivationStore* inputs, 
 void SampleParallelPruneStep::commit(int64_t layer) {
   if (context_.rank() == context_.plan.owner_of_layer(layer)) pruned_.add(stored_, result_);
   stored_ = DecoderLayerWeights();
+  // Every rank walks every layer: the first rank's line is the job's progress.
+  if (context_.is_first()) progress_.update(layer + 1);
 }
 
 DensePruneSteps::DensePruneSteps(const StageContext& context, const LayerPruneOptions& options, int64_t n_positions,

@@ -64,27 +64,33 @@ class SequentialPruneStep final : public LayerStep {
 };
 
 // Sample-parallel sequential calibration (--parallel samples), one model layer per call on every
-// rank: the owner loads the layer and broadcasts it; every rank runs the stats pass over its
-// own samples, reducing each block's statistic sums to the owner round by round
-// (dist/sample_split.h); the owner prunes the group and broadcasts the pruned weights, which
-// the others adopt; every rank runs the output pass over its samples. The owner commits
-// (writes) the layer. Byte-identical results at every world size (the reduction's fixed
+// rank: every rank gets the layer (dist/layer_broadcast.h) and runs the stats pass over its own
+// samples, reducing each block's statistic sums round by round (dist/sample_split.h) to the
+// rank that prunes that input's linears (core/prune/input_assignment.h: the inputs are spread
+// over the ranks by cost); each pruned linear is broadcast from the rank that pruned it; every
+// rank runs the output pass over its samples. The layer's owner commits (writes) the layer. Byte-identical results at every world size (the reduction's fixed
 // order); within float rounding of the default mode (a different summation order).
 class SampleParallelPruneStep final : public LayerStep {
  public:
+  // read_everywhere: every rank reads the layer from the checkpoint instead of receiving it
+  // from its owner (dist/layer_broadcast.h).
   SampleParallelPruneStep(const StageContext& context, const LayerPruneOptions& options, const SampleSplit& split,
-                          PrunedLayers& pruned);
+                          bool read_everywhere, PrunedLayers& pruned);
   void run(LayerRun& run, const ActivationStore* inputs, ActivationStore* outputs) override;
   void commit(int64_t layer) override;
 
  private:
-  // The current group's statistics: this rank's blocks, reduced to the owner in block order.
-  void reduce_statistics(LayerPruner& pruner, const ActivationStore& inputs, int owner, c10::Device device);
+  // The current group's statistics (one per distinct input, `kinds`): this rank's blocks, each
+  // reduced in block order to the rank pruning that input (`roots`).
+  void reduce_statistics(LayerPruner& pruner, const ActivationStore& inputs, const std::vector<LinearKind>& kinds,
+                         const std::vector<int>& roots, c10::Device device);
 
   const StageContext& context_;
   LayerPruneOptions options_;
   const SampleSplit& split_;
+  bool read_everywhere_;
   PrunedLayers& pruned_;
+  Progress progress_;
   DecoderLayerWeights stored_;
   LayerPruneResult result_;
 };

@@ -14,17 +14,14 @@ namespace {
 // One model layer over this rank's windows: the owner reads it, every rank gets it.
 class SampleEvalStep final : public LayerStep {
  public:
-  explicit SampleEvalStep(const StageContext& context)
-      : context_(context), progress_("eval (samples) layer", context.config.n_layers, 2.0) {}
+  SampleEvalStep(const StageContext& context, bool read_everywhere)
+      : context_(context), read_everywhere_(read_everywhere), progress_("eval (samples) layer", context.config.n_layers, 2.0) {}
 
   void run(LayerRun& run, const ActivationStore* inputs, ActivationStore* outputs) override {
     run.begin(LayerPass::kLoad);
-    const int owner = context_.plan.owner_of_layer(run.layer());
-    DecoderLayerWeights stored;
-    if (context_.rank() == owner) stored = load_decoder_layer(context_.checkpoint, context_.config, run.layer());
-    broadcast_layer(*context_.transport, stored, context_.config, run.layer(), owner);
+    const DecoderLayerWeights weights =
+        to_compute(layer_on_every_rank(context_, run.layer(), read_everywhere_), run.device(), context_.compute_dtype);
     run.begin(LayerPass::kEval);
-    const DecoderLayerWeights weights = to_compute(stored, run.device(), context_.compute_dtype);
     for (int64_t w = 0; w < inputs->size(); ++w) {
       outputs->put(w, decoder_layer_forward(weights, context_.config, run.rope(), inputs->get(w).to(run.device())));
     }
@@ -33,13 +30,14 @@ class SampleEvalStep final : public LayerStep {
 
  private:
   const StageContext& context_;
+  bool read_everywhere_;
   Progress progress_;
 };
 
 }  // namespace
 
 WindowSums evaluate_on_samples(StageRunner& runner, const at::Tensor& windows, const MemoryPlan& memory,
-                               const std::filesystem::path& spill_dir) {
+                               const std::filesystem::path& spill_dir, bool read_everywhere) {
   c10::InferenceMode inference_guard;
   const StageContext& context = runner.context();
   Transport& transport = *context.transport;
@@ -51,13 +49,10 @@ WindowSums evaluate_on_samples(StageRunner& runner, const at::Tensor& windows, c
     return make_planned_store(memory, n, spill_dir, context.rank(), "eval-" + name);
   };
   walk.keep_final_outputs = true;
-  SampleEvalStep step(context);
+  SampleEvalStep step(context, read_everywhere);
   const std::unique_ptr<ActivationStore> final_outputs = runner.run_layers_on_samples(walk, split, step);
-  // The head from the last rank (its owner), then each of this rank's windows' NLL sum.
-  HeadWeights head;
-  if (context.is_last()) head = load_head(context.checkpoint, context.config);
-  broadcast_head(transport, head, context.world_size() - 1);
-  head = to_compute(head, context.device, context.compute_dtype);
+  // The head, then each of this rank's windows' NLL sum.
+  const HeadWeights head = to_compute(head_on_every_rank(context, read_everywhere), context.device, context.compute_dtype);
   const std::vector<int64_t> mine = split.samples_of(context.rank());
   at::Tensor sums = at::zeros({static_cast<int64_t>(mine.size()), 2}, at::kDouble);
   for (size_t i = 0; i < mine.size(); ++i) {

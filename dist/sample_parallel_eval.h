@@ -21,7 +21,9 @@ struct WindowSums {
 };
 
 // windows: [n_windows, seqlen] token ids on every rank; the runner's rotary tables cover seqlen.
+// read_everywhere: every rank reads each layer and the head from the checkpoint instead of
+// receiving them from their owners (dist/layer_broadcast.h).
 WindowSums evaluate_on_samples(StageRunner& runner, const at::Tensor& windows, const MemoryPlan& memory,
-                               const std::filesystem::path& spill_dir);
+                               const std::filesystem::path& spill_dir, bool read_everywhere);
 
 }  // namespace pipeprune

@@ -6,6 +6,12 @@
 
 namespace pipeprune {
 
+int64_t resolve_sample_block(int64_t sample_block, int64_t n_samples) {
+  PIPEPRUNE_CHECK(sample_block >= 0, ConfigError, "--sample-block " << sample_block << ": must be at least 1 sample (0: automatic)");
+  if (sample_block > 0) return sample_block;
+  return std::max<int64_t>(1, (n_samples + kDefaultSampleBlocks - 1) / kDefaultSampleBlocks);
+}
+
 SampleSplit::SampleSplit(int64_t n_samples, int64_t block_size, int world_size)
     : n_samples_(n_samples), block_size_(block_size), world_size_(world_size) {
   PIPEPRUNE_CHECK(block_size >= 1, ConfigError, "--sample-block " << block_size << ": must be at least 1 sample");

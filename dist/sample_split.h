@@ -15,9 +15,13 @@
 
 namespace pipeprune {
 
-// How many samples make one block by default: few enough that 128 samples give 32 blocks
-// (any world size up to 32 has work), many enough that the reductions stay a small share.
-constexpr int64_t kDefaultSampleBlock = 4;
+// By default the samples make 8 blocks (--sample-block 0): every world size of 1, 2, 4 or 8
+// ranks gets the same number of samples, and a layer's owner receives at most 7 block sums of
+// each statistic per layer (at W = 8; 4 at W = 2), which keeps the reduction a small share even
+// for 70B-sized Hessians. More ranks than blocks leave ranks idle: lower --sample-block.
+constexpr int64_t kDefaultSampleBlocks = 8;
+// --sample-block as given, or for 0 the block size giving kDefaultSampleBlocks blocks.
+int64_t resolve_sample_block(int64_t sample_block, int64_t n_samples);
 
 class SampleSplit {
  public:

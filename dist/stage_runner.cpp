@@ -143,7 +143,9 @@ std::unique_ptr<ActivationStore> StageRunner::run_layers_on_samples(const LayerW
     }
   }
   for (int64_t layer = 0; layer < n_layers; ++layer) {
-    faults_.before_layer(layer);
+    // As in the pipeline, the layer's owner is the rank a layer fault targets; the others are
+    // then waiting for it in a collective, and the abort ends them.
+    if (context_.stage.owns_layer(layer)) faults_.before_layer(layer);
     const bool last = layer + 1 == n_layers;
     ActivationStore* layer_outputs = with_activations && (!last || walk.keep_final_outputs) ? outputs.get() : nullptr;
     with_retry(layer, RetryPolicy::kFail, [&](LayerRun& run) { step.run(run, inputs.get(), layer_outputs); });

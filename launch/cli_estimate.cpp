@@ -33,7 +33,7 @@ struct EstimateCli {
   bool true_sequential = false;
   std::string calibration = "sequential";
   std::string parallel = "pipeline";
-  int64_t sample_block = kDefaultSampleBlock;
+  int64_t sample_block = 0;
 };
 
 // "7B" -> the synth shape of that size.
@@ -80,7 +80,8 @@ EstimateSettings settings_from(const EstimateCli& cli, int64_t baseline) {
                   "--parallel samples runs sequential calibration; use --parallel pipeline with --calibration dense");
   if (cli.parallel == "samples") {
     settings.sample_parallel = true;
-    settings.local_samples = SampleSplit(cli.nsamples, cli.sample_block, cli.world).max_count();
+    settings.world_size = cli.world;
+    settings.local_samples = SampleSplit(cli.nsamples, resolve_sample_block(cli.sample_block, cli.nsamples), cli.world).max_count();
   }
   return settings;
 }
@@ -180,7 +181,7 @@ CommandRunner add_estimate_command(CLI::App& app) {
   command->add_flag("--true-sequential", cli->true_sequential, "statistics of one linear group at a time");
   command->add_option("--calibration", cli->calibration, "sequential or dense")->capture_default_str();
   command->add_option("--parallel", cli->parallel, "pipeline or samples (every rank runs every layer)")->capture_default_str();
-  command->add_option("--sample-block", cli->sample_block, "--parallel samples: samples per reduction block")
+  command->add_option("--sample-block", cli->sample_block, "--parallel samples: samples per reduction block (0: nsamples / 8)")
       ->capture_default_str();
   return [cli] { return run(*cli); };
 }

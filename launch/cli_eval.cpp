@@ -21,6 +21,7 @@ struct EvalCli {
   std::string save_logits;
   std::string save_windows;
   std::string parallel = "pipeline";
+  std::string layer_source = "auto";
 };
 
 int run(const EvalCli& cli) {
@@ -37,6 +38,7 @@ int run(const EvalCli& cli) {
   job.save_logits = cli.save_logits;
   job.save_windows = cli.save_windows;
   job.parallel = parse_parallel_mode(cli.parallel);
+  job.layer_source = parse_layer_source(cli.layer_source);
   job.faults = fault_injector_from_environment();
   const EvalResult result = run_eval_job(*env.transport, job);
   if (env.transport->rank() == 0) {
@@ -61,6 +63,9 @@ CommandRunner add_eval_command(CLI::App& app) {
   command->add_option("--max-chunks", cli->max_chunks, "evaluate at most N windows (0: all)")->capture_default_str();
   command->add_option("--parallel", cli->parallel,
                       "pipeline (ranks own layers, windows go rank to rank) or samples (windows split across the ranks)")
+      ->capture_default_str();
+  command->add_option("--layer-source", cli->layer_source,
+                      "--parallel samples: auto, owner (broadcast each layer) or checkpoint (every rank reads it)")
       ->capture_default_str();
   command->add_option("--spill-dir", cli->spill_dir, "where hidden states beyond the memory budget spill (default: temp dir)");
   command->add_option("--save-windows", cli->save_windows, "write the token windows [n, seqlen] as int64 .npy");

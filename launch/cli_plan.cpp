@@ -44,6 +44,8 @@ int run(const PlanCli& cli) {
   if (env.transport->rank() == 0) {
     std::printf("%s", format_stage_plan(context.plan).c_str());
     std::printf("prune: each rank loads its layers from the checkpoint one at a time (see `estimate` for the peak)\n");
+    std::printf("prune --parallel samples: each rank still loads and writes its own layers, and also runs every "
+                "other rank's layers (broadcast by their owners) over its share of the samples\n");
     std::printf("eval/generate at seqlen %lld:\n", static_cast<long long>(seqlen));
     for (size_t rank = 0; rank < placements.size(); ++rank) {
       std::printf("%4zu  %s\n", rank, placements[rank].c_str());

@@ -31,7 +31,8 @@ struct PruneCli {
   double percdamp = 0.01;
   std::string calibration = "sequential";
   std::string parallel = "pipeline";
-  int64_t sample_block = kDefaultSampleBlock;
+  int64_t sample_block = 0;
+  std::string layer_source = "auto";
   std::string eval_data;
   int64_t eval_max_chunks = 0;
   bool eval_dense = false;
@@ -66,6 +67,7 @@ int run(const PruneCli& cli) {
   job.calibration_mode = parse_calibration_mode(cli.calibration);
   job.parallel = parse_parallel_mode(cli.parallel);
   job.sample_block = cli.sample_block;
+  job.layer_source = parse_layer_source(cli.layer_source);
   job.calibration.calib_data = cli.calib_data;
   job.calibration.calib_tokens = cli.calib_tokens;
   job.calibration.nsamples = cli.nsamples;
@@ -128,7 +130,11 @@ CommandRunner add_prune_command(CLI::App& app) {
                       "layer over its share of the samples: about W times faster, the same method)")
       ->capture_default_str();
   command->add_option("--sample-block", cli->sample_block,
-                      "--parallel samples: samples per reduction block (part of the result, like --nsamples)")
+                      "--parallel samples: samples per reduction block (part of the result, like --nsamples); 0: nsamples / 8")
+      ->capture_default_str();
+  command->add_option("--layer-source", cli->layer_source,
+                      "--parallel samples: how every rank gets each layer: auto (read it when all ranks share a "
+                      "host, else from its owner), owner (broadcast) or checkpoint (read; a shared filesystem)")
       ->capture_default_str();
   command->add_option("--eval-data", cli->eval_data, "text to report the pruned model's perplexity on");
   command->add_option("--eval-max-chunks", cli->eval_max_chunks, "evaluate at most N windows (0: all)")->capture_default_str();

@@ -9,6 +9,7 @@
 #include "core/memory/host_memory.h"
 #include "core/model/decoder.h"
 #include "core/model/layer_weights.h"
+#include "core/prune/input_assignment.h"
 
 namespace pipeprune {
 namespace {
@@ -41,12 +42,33 @@ int64_t layer_statistics(const ModelConfig& config, const EstimateSettings& sett
   return !settings.true_sequential || settings.dense_calibration ? sum : largest;
 }
 
-// The largest statistic of one distinct input: the block sum an owner receives while it holds
-// its own and the totals (--parallel samples).
-int64_t largest_statistic(const ModelConfig& config, const EstimateSettings& settings) {
-  int64_t largest = 0;
-  for (LinearKind kind : layer_linears(config)) largest = std::max(largest, statistics_of(config, settings, kind));
-  return largest;
+// --parallel samples: the totals a rank holds while a layer's statistics are reduced (those of
+// the inputs it prunes, plus one received block sum of the largest of them), for the rank at
+// `offset` after the layer's owner; the assignment turns with the owner.
+int64_t reduction_statistics(const ModelConfig& config, const EstimateSettings& settings, int offset) {
+  std::vector<std::vector<LinearKind>> groups;
+  std::vector<LinearKind> inputs;
+  for (LinearKind kind : layer_linears(config)) {
+    if (input_owner(kind) == kind) inputs.push_back(kind);
+  }
+  if (settings.true_sequential) {
+    for (LinearKind kind : inputs) groups.push_back({kind});
+  } else {
+    groups.push_back(inputs);
+  }
+  int64_t most = 0;
+  for (const auto& group : groups) {
+    const std::vector<int> ranks = assign_inputs(config, settings.method, group, settings.world_size, 0);
+    int64_t totals = 0;
+    int64_t largest = 0;
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (ranks[i] != offset) continue;
+      totals += statistics_of(config, settings, group[i]);
+      largest = std::max(largest, statistics_of(config, settings, group[i]));
+    }
+    most = std::max(most, totals + largest);
+  }
+  return most;
 }
 
 // Whether a later linear reads the same input as `kind` and so gets a copy of its statistics
@@ -164,15 +186,20 @@ MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& shar
       phase.scratch = sample_bytes;
       consider(phase, "embedding");
     }
-    const int64_t received = largest_statistic(config, settings);
+    const int64_t as_owner = reduction_statistics(config, settings, 0);
+    int64_t as_other = 0;
+    for (int offset = 1; offset < settings.world_size; ++offset) {
+      as_other = std::max(as_other, reduction_statistics(config, settings, offset));
+    }
     for (int64_t l = 0; l < spec.n_layers(); ++l) {
       const bool owner = l >= share.first_layer && l < share.end_layer;
       MemoryEstimate phase;
       phase.weights = layer_weights(spec, l, settings.compute_element_size);
       phase.activations = activations.ram;
       phase.activations_spilled = activations.spilled;
-      phase.statistics = owner ? 2 * stats + received : stats;
-      phase.scratch = std::max(forward_scratch, owner ? mask_scratch : 0);
+      phase.statistics = stats + (owner ? as_owner : as_other);
+      // Any rank may prune some of the layer's linears.
+      phase.scratch = std::max(forward_scratch, mask_scratch);
       consider(phase, owner ? "layer " + std::to_string(l) + " (owner)" : "layer " + std::to_string(l));
     }
   } else {

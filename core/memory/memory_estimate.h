@@ -43,11 +43,14 @@ struct EstimateSettings {
   // RAM the activation stores may use; beyond it they spill to disk. < 0: unlimited.
   int64_t activation_ram_bytes = -1;
   // --parallel samples: every rank walks every layer of the model (stored + compute copy of one
-  // layer at a time, broadcast from its owner) over its own `local_samples` samples (the most any
-  // rank holds, dist/sample_split.h); statistics are one block sum per distinct input, and on a
-  // layer's owner also the reduced totals and one received block sum.
+  // layer at a time) over its own `local_samples` samples (the most any rank holds,
+  // dist/sample_split.h); statistics are one block sum per distinct input, plus the reduced
+  // totals of the inputs this rank prunes (core/prune/input_assignment.h) and one received block
+  // sum. For layers another rank owns, the estimate takes the largest share any rank but the
+  // owner can get.
   bool sample_parallel = false;
   int64_t local_samples = 0;
+  int world_size = 1;
 };
 
 struct MemoryEstimate {

@@ -80,14 +80,24 @@ at::Tensor LayerPruner::forward(const at::Tensor& input) const {
 }
 
 void LayerPruner::prune_current_group() {
+  prune_in_group(current_group());
+  finish_group([this](LinearKind kind) -> at::Tensor {
+    PIPEPRUNE_FAIL(Error, "layer " << stored_.layer << ": " << linear_short_name(config_, kind) << " was not pruned");
+  });
+}
+
+void LayerPruner::prune_in_group(const std::vector<LinearKind>& mine) {
   c10::InferenceMode inference_guard;
-  PIPEPRUNE_CHECK(!done(), Error, "layer " << stored_.layer << " is already pruned");
   const auto group_start = Clock::now();
-  const auto& group = groups_[group_];
+  const auto& group = current_group();
   for (size_t i = 0; i < group.size(); ++i) {
     const LinearKind kind = group[i];
+    if (!in_group(mine, kind)) continue;
     const auto start = Clock::now();
     auto& pruner = pruners_[static_cast<int>(kind)];
+    PIPEPRUNE_CHECK(pruner != nullptr, Error,
+                    "layer " << stored_.layer << ": " << linear_short_name(config_, kind)
+                             << " is pruned here but its input's statistics are elsewhere");
     // Hand the shared statistics on to the next linear reading the same input before this
     // prune consumes them (SparseGPT modifies its Hessian): one extra copy at a time.
     for (size_t j = i + 1; j < group.size(); ++j) {
@@ -101,8 +111,22 @@ void LayerPruner::prune_current_group() {
     pruner.reset();
     store_pruned(kind, weight.to(at::kCPU).to(stored_[kind].weight.scalar_type()).contiguous());
     result_.linears[static_cast<int>(kind)].seconds_mask = seconds_since(start);
+    pruned_here_[static_cast<int>(kind)] = true;
   }
-  result_.seconds_prune += seconds_since(group_start);
+  group_seconds_ += seconds_since(group_start);
+}
+
+void LayerPruner::finish_group(const std::function<at::Tensor(LinearKind)>& pruned_elsewhere) {
+  c10::InferenceMode inference_guard;
+  const auto start = Clock::now();
+  for (LinearKind kind : current_group()) {
+    if (pruned_here_[static_cast<int>(kind)]) continue;
+    pruners_[static_cast<int>(kind)].reset();
+    store_pruned(kind, pruned_elsewhere(kind));
+  }
+  result_.seconds_prune += group_seconds_ + seconds_since(start);
+  group_seconds_ = 0;
+  pruned_here_.fill(false);
   ++group_;
   make_pruners();
 }
@@ -143,14 +167,5 @@ void LayerPruner::set_statistic_from_sum(LinearKind kind, at::Tensor sum, int64_
   statistic_holder(kind).set_statistic_from_sum(std::move(sum), n_samples);
 }
 
-void LayerPruner::adopt_pruned_group(const std::function<at::Tensor(LinearKind)>& pruned_weight) {
-  c10::InferenceMode inference_guard;
-  for (LinearKind kind : current_group()) {
-    pruners_[static_cast<int>(kind)].reset();
-    store_pruned(kind, pruned_weight(kind));
-  }
-  ++group_;
-  make_pruners();
-}
 
 }  // namespace pipeprune

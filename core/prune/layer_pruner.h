@@ -17,9 +17,9 @@
 // Sample-parallel (--parallel samples, StatisticMode::kBlockSums): every rank holds a
 // LayerPruner of the layer and runs the stats pass over its own samples; after each block of
 // samples the caller takes each statistic's block sum (statistic_linears, take_block_sum) and
-// reduces it to the layer's owner, which sets the reduced sums (set_statistic_from_sum), prunes
-// the group and hands the pruned weights to the other ranks, which adopt them
-// (adopt_pruned_group) instead of pruning.
+// reduces it to the rank pruning that input's linears, which sets the reduced sums
+// (set_statistic_from_sum) and prunes them (prune_in_group); every rank then takes the other
+// linears' pruned weights from the ranks that pruned them (finish_group).
 #pragma once
 
 #include <array>
@@ -58,6 +58,7 @@ struct LayerPruneResult {
   double seconds_stats = 0;   // stats passes (forward with taps)
   double seconds_prune = 0;   // mask selection and weight updates
   double seconds_output = 0;  // output pass
+  double seconds_reduce = 0;  // --parallel samples: in the statistics' reduction (part of the stats passes)
   int64_t bytes_statistics = 0;
 };
 
@@ -85,11 +86,15 @@ class LayerPruner {
   std::vector<LinearKind> statistic_linears() const;
   at::Tensor take_block_sum(LinearKind kind);
   void set_statistic_from_sum(LinearKind kind, at::Tensor sum, int64_t n_samples);
-  // Instead of prune_current_group() on the ranks that do not prune: takes each linear of the
-  // current group's pruned weight (stored dtype, CPU) and moves to the next group.
-  void adopt_pruned_group(const std::function<at::Tensor(LinearKind)>& pruned_weight);
+  // prune_current_group() in two halves, for a group whose linears are pruned on several ranks:
+  // prunes the linears of the current group listed in `mine` (with every linear reading the
+  // same input), then takes the others' pruned weights (stored dtype, CPU) from
+  // `pruned_elsewhere` and moves to the next group.
+  void prune_in_group(const std::vector<LinearKind>& mine);
+  void finish_group(const std::function<at::Tensor(LinearKind)>& pruned_elsewhere);
   void add_stats_seconds(double s) { result_.seconds_stats += s; }
   void add_output_seconds(double s) { result_.seconds_output += s; }
+  void add_reduce_seconds(double s) { result_.seconds_reduce += s; }
   const LayerPruneResult& result() const { return result_; }
 
  private:
@@ -106,6 +111,8 @@ class LayerPruner {
   std::vector<std::vector<LinearKind>> groups_;
   size_t group_ = 0;
   std::array<std::unique_ptr<LinearPruner>, kNumLinears> pruners_;
+  std::array<bool, kNumLinears> pruned_here_{};  // in the current group
+  double group_seconds_ = 0;
   LinearTap tap_;
   LayerPruneResult result_;
 };

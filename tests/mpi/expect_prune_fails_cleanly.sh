@@ -4,7 +4,7 @@
 # Runs a multi-rank prune whose rank owning FAIL_LAYER throws mid-layer (test hook
 # PIPEPRUNE_TEST_FAIL_LAYER). Passes when every rank is gone within LIMIT_SECONDS, the job
 # exits non-zero, the failing rank's error is printed, and neither the output folder nor its
-# temporary ".partial" folder is left behind.
+# temporary ".partial" folder is left behind. PRUNE_ARGS (environment) adds prune options.
 set -uo pipefail
 limit=$1 bin=$2 model=$3 text=$4 layer=$5
 shift 5
@@ -12,7 +12,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/pipeprune_fault.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
 output=$(PIPEPRUNE_TEST_FAIL_LAYER=$layer timeout --kill-after=5 "$limit" "$@" -x PIPEPRUNE_TEST_FAIL_LAYER \
-  "$bin" prune --model "$model" --output "$work/out" --method wanda --calib-data "$text" --nsamples 4 --seqlen 32 2>&1)
+  "$bin" prune --model "$model" --output "$work/out" --method wanda --calib-data "$text" --nsamples 4 --seqlen 32 ${PRUNE_ARGS:-} 2>&1)
 rc=$?
 elapsed=$(( $(date +%s) - start ))
 printf '%s\n' "$output" | tail -20

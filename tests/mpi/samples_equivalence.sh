@@ -3,8 +3,8 @@
 #
 # --parallel samples writes byte-identical models at world 1, 2 and 3 and at any thread count:
 # magnitude, wanda and sparsegpt, unstructured and 2:4 (world 1 with 2 threads, worlds 2 and 3
-# with one thread per rank), sparsegpt with --true-sequential, and wanda with one sample per
-# block. Evaluation with --parallel samples at world 3 gives the pipeline's NLL to the last digit.
+# with one thread per rank; world 2 reads each layer from the checkpoint, world 3 receives it
+# from its owner), sparsegpt with --true-sequential, and wanda with one sample per block. Evaluation with --parallel samples at world 3 gives the pipeline's NLL to the last digit.
 set -euo pipefail
 bin=$1 model=$2 text=$3 mpiexec=$4
 shift 4
@@ -33,7 +33,7 @@ for method in magnitude wanda sparsegpt; do
     name="${method}_${pattern/:/-}"
     "$bin" prune "${common[@]}" --method "$method" --pattern "$pattern" --threads 2 --output "$work/w1_$name"
     world 2 "$work/w2_$name" --method "$method" --pattern "$pattern"
-    world 3 "$work/w3_$name" --method "$method" --pattern "$pattern"
+    world 3 "$work/w3_$name" --method "$method" --pattern "$pattern" --layer-source owner
     same "$method $pattern, world 1 x 2 threads and world 2" "$work/w1_$name" "$work/w2_$name"
     same "$method $pattern, world 1 x 2 threads and world 3" "$work/w1_$name" "$work/w3_$name"
   done
@@ -49,7 +49,7 @@ same "wanda --sample-block 1, world 1 and world 2" "$work/w1_b1" "$work/w2_b1"
 nll() { grep -o 'total nll [0-9.]*' | head -1; }
 pipeline=$("$bin" eval --model "$work/w1_wanda_unstructured" --data "$text" --seqlen 128 --max-chunks 7 2>&1 | nll)
 samples=$("$mpiexec" -np 3 "${flags[@]}" "$bin" eval --model "$work/w1_wanda_unstructured" --data "$text" --seqlen 128 \
-  --max-chunks 7 --parallel samples --threads 1 2>&1 | nll)
+  --max-chunks 7 --parallel samples --layer-source owner --threads 1 2>&1 | nll)
 if [ -n "$pipeline" ] && [ "$pipeline" = "$samples" ]; then
   echo "same evaluation: $pipeline"
 else

@@ -33,6 +33,26 @@ TEST(MpiTransport, Identity_MatchesLauncher) {
   for (int r = 0; r < t.size(); ++r) EXPECT_EQ(ranks[r], r);
 }
 
+// reduce_sum_into over MPI: onto the last rank, in rank order, the bits of a sequential fold of
+// every rank's tensor (values where the float sum depends on the order); and with fewer
+// contributors, the rest sending nothing.
+TEST(MpiTransport, ReduceSumInto_RankOrderFoldOnTheRoot) {
+  Transport& t = world();
+  auto values = [](int rank) { return at::arange(6, at::kFloat).mul(1e7 * (rank % 2 ? -1 : 1)).add(0.1 * (rank + 1)); };
+  const int root = t.size() - 1;
+  for (int contributors : {t.size(), t.size() - 1}) {
+    at::Tensor accumulator = t.rank() == root ? at::full({6}, 0.5f) : at::Tensor();
+    t.reduce_sum_into(accumulator, t.rank() < contributors ? values(t.rank()) : at::Tensor(),
+                      ReduceOptions{root, contributors});
+    if (t.rank() == root) {
+      at::Tensor expected = at::full({6}, 0.5f);
+      for (int r = 0; r < contributors; ++r) expected.add_(values(r));
+      EXPECT_TRUE(accumulator.equal(expected)) << contributors << " contributors: " << accumulator;
+    }
+  }
+  EXPECT_TRUE(t.all_agree(true));
+}
+
 // Rank 0 sends to every other rank, which checks the tensor and echoes it back.
 void echo_round_trip(Transport& t, const at::Tensor& tensor, int tag) {
   if (t.rank() == 0) {
