@@ -42,10 +42,15 @@ int64_t layer_statistics(const ModelConfig& config, const EstimateSettings& sett
   return !settings.true_sequential || settings.dense_calibration ? sum : largest;
 }
 
-// --parallel samples: the totals a rank holds while a layer's statistics are reduced (those of
-// the inputs it prunes, plus one received block sum of the largest of them), for the rank at
-// `offset` after the layer's owner; the assignment turns with the owner.
-int64_t reduction_statistics(const ModelConfig& config, const EstimateSettings& settings, int offset) {
+// --parallel samples: what a rank holds while a layer's statistics are reduced, as the rank at
+// `offset` after the layer's owner (the assignment turns with the owner): the totals of the
+// inputs it prunes, and the largest one it receives into. The worst group with true_sequential.
+struct ReductionShare {
+  int64_t totals = 0;
+  int64_t largest = 0;
+};
+
+ReductionShare reduction_share(const ModelConfig& config, const EstimateSettings& settings, int offset) {
   std::vector<std::vector<LinearKind>> groups;
   std::vector<LinearKind> inputs;
   for (LinearKind kind : layer_linears(config)) {
@@ -56,17 +61,16 @@ int64_t reduction_statistics(const ModelConfig& config, const EstimateSettings& 
   } else {
     groups.push_back(inputs);
   }
-  int64_t most = 0;
+  ReductionShare most;
   for (const auto& group : groups) {
     const std::vector<int> ranks = assign_inputs(config, settings.method, group, settings.world_size, 0);
-    int64_t totals = 0;
-    int64_t largest = 0;
+    ReductionShare share;
     for (size_t i = 0; i < group.size(); ++i) {
       if (ranks[i] != offset) continue;
-      totals += statistics_of(config, settings, group[i]);
-      largest = std::max(largest, statistics_of(config, settings, group[i]));
+      share.totals += statistics_of(config, settings, group[i]);
+      share.largest = std::max(share.largest, statistics_of(config, settings, group[i]));
     }
-    most = std::max(most, totals + largest);
+    if (share.totals + share.largest > most.totals + most.largest) most = share;
   }
   return most;
 }
@@ -186,21 +190,32 @@ MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& shar
       phase.scratch = sample_bytes;
       consider(phase, "embedding");
     }
-    const int64_t as_owner = reduction_statistics(config, settings, 0);
-    int64_t as_other = 0;
-    for (int offset = 1; offset < settings.world_size; ++offset) {
-      as_other = std::max(as_other, reduction_statistics(config, settings, offset));
-    }
+    // The largest block sum in flight (taken from the pruner while a fresh one starts).
+    int64_t largest_block = 0;
+    for (LinearKind kind : layer_linears(config)) largest_block = std::max(largest_block, statistics_of(config, settings, kind));
     for (int64_t l = 0; l < spec.n_layers(); ++l) {
       const bool owner = l >= share.first_layer && l < share.end_layer;
-      MemoryEstimate phase;
-      phase.weights = layer_weights(spec, l, settings.compute_element_size);
-      phase.activations = activations.ram;
-      phase.activations_spilled = activations.spilled;
-      phase.statistics = stats + (owner ? as_owner : as_other);
-      // Any rank may prune some of the layer's linears.
-      phase.scratch = std::max(forward_scratch, mask_scratch);
-      consider(phase, owner ? "layer " + std::to_string(l) + " (owner)" : "layer " + std::to_string(l));
+      // For another rank's layer: the largest share of any rank but its owner.
+      ReductionShare mine = owner ? reduction_share(config, settings, 0) : ReductionShare{};
+      for (int offset = 1; !owner && offset < settings.world_size; ++offset) {
+        const ReductionShare other = reduction_share(config, settings, offset);
+        if (other.totals + other.largest > mine.totals + mine.largest) mine = other;
+      }
+      const std::string name = "layer " + std::to_string(l) + (owner ? " (owner)" : "");
+      MemoryEstimate reduce;
+      reduce.weights = layer_weights(spec, l, settings.compute_element_size);
+      reduce.activations = activations.ram;
+      reduce.activations_spilled = activations.spilled;
+      // Stats passes and reductions: every input's block sums and this rank's totals, with one
+      // sample's forward or one block sent and one received on top.
+      reduce.statistics = stats + mine.totals;
+      reduce.scratch = std::max(forward_scratch, mine.largest > 0 ? largest_block + mine.largest : largest_block);
+      consider(reduce, name + " stats");
+      // Pruning: the totals have become the pruners' statistics.
+      MemoryEstimate prune = reduce;
+      prune.statistics = stats;
+      prune.scratch = mask_scratch;
+      consider(prune, name + " mask");
     }
   } else {
     const int64_t stores = prune_activation_stores(share, calibrated);

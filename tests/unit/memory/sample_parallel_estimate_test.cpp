@@ -42,16 +42,20 @@ TEST(SampleParallelEstimate, ActivationsForOwnSamplesAndTotalsOfThePrunedInputs)
   // Statistics per distinct input: q/k/v, o and gate/up read 64 columns, down 256.
   const int64_t stats = 3 * 64 * 64 * 4 + 256 * 256 * 4;
   // SparseGPT costs (input_assignment.h) deal gate/up to a layer's owner and down, q/k/v and o to
-  // the other rank: 256^2 + 2 x 64^2 floats of totals plus a received down block sum there.
-  EXPECT_EQ(split.statistics, stats + (256 * 256 + 2 * 64 * 64) * 4 + 256 * 256 * 4);
-  EXPECT_EQ(split.peak_phase, "layer 0") << "a layer of the other rank sets the peak";
+  // the other rank: 256^2 + 2 x 64^2 floats of totals there, and while reducing a down block sum
+  // in flight and one received.
+  EXPECT_EQ(split.statistics, stats + (256 * 256 + 2 * 64 * 64) * 4);
+  EXPECT_EQ(split.scratch, 2 * 256 * 256 * 4);
+  EXPECT_EQ(split.peak_phase, "layer 0 stats") << "a layer of the other rank sets the peak";
   // The first rank peaks on the same layers (2-3, the other rank's).
   EXPECT_EQ(estimate_prune_rank(spec, StageShare{0, 2, true, false}, samples).statistics, split.statistics);
-  // One rank prunes everything: every total plus a received down block sum.
+  // One rank prunes everything: every total, and a down block sum in flight and one received.
   EstimateSettings alone = samples;
   alone.world_size = 1;
   alone.local_samples = 16;
-  EXPECT_EQ(estimate_prune_rank(spec, StageShare{0, 4, true, true}, alone).statistics, 2 * stats + 256 * 256 * 4);
+  const MemoryEstimate one = estimate_prune_rank(spec, StageShare{0, 4, true, true}, alone);
+  EXPECT_EQ(one.statistics, 2 * stats);
+  EXPECT_EQ(one.scratch, 2 * 256 * 256 * 4);
   // The pipeline's last rank holds one store of every sample (its last layer's output is never
   // computed) and no totals.
   const MemoryEstimate whole = estimate_prune_rank(spec, second, pipeline);
