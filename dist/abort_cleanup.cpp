@@ -1,5 +1,8 @@
 #include "dist/abort_cleanup.h"
 
+#include "core/common/log.h"
+#include "core/io/run_journal.h"
+
 #include <mutex>
 #include <set>
 
@@ -30,6 +33,16 @@ void unregister_abort_cleanup(const std::filesystem::path& path) {
 void run_abort_cleanup() noexcept {
   std::lock_guard<std::mutex> lock(cleanup_mutex());
   for (const auto& path : cleanup_paths()) {
+    try {
+      // A staged output holding finished layers is the work a --resume continues.
+      const size_t done = run_journal::done_layers(path).size();
+      if (done > 0) {
+        log::warn("kept {}: {} layer(s) finished; rerun the same command with --resume to continue, or with "
+                  "--overwrite to start over", path.string(), done);
+        continue;
+      }
+    } catch (...) {
+    }
     std::error_code ec;
     std::filesystem::remove_all(path, ec);
   }

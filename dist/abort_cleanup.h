@@ -11,7 +11,9 @@ namespace pipeprune {
 
 void register_abort_cleanup(const std::filesystem::path& path);
 void unregister_abort_cleanup(const std::filesystem::path& path);
-// Removes every registered path (best effort, never throws).
+// Removes every registered path (best effort, never throws), except a staged output whose
+// resume journal records finished layers (core/io/run_journal.h): that one is kept, with a
+// warning saying how to resume it.
 void run_abort_cleanup() noexcept;
 
 }  // namespace pipeprune

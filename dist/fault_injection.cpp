@@ -1,5 +1,7 @@
 #include "dist/fault_injection.h"
 
+#include <csignal>
+
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -20,6 +22,7 @@ class PlannedFaults final : public FaultInjector {
   explicit PlannedFaults(FaultPlan plan) : plan_(std::move(plan)) {}
 
   void before_layer(int64_t layer) override {
+    if (plan_.kill_layer == layer) ::raise(SIGKILL);
     PIPEPRUNE_CHECK(plan_.fail_layer != layer, Error, "injected failure: failing in layer " << layer);
   }
 

@@ -35,11 +35,14 @@ struct FaultPlan {
   std::vector<std::pair<int64_t, LayerPass>> out_of_memory;
   // The rank owning this layer throws an Error as its work on the layer starts.
   std::optional<int64_t> fail_layer;
+  // The rank owning this layer kills itself with SIGKILL as its work on the layer starts, as a
+  // preemption or the OOM killer would: no cleanup runs (the resume tests).
+  std::optional<int64_t> kill_layer;
 
   // "LAYER:PASS[,LAYER:PASS...]" (PASS as layer_pass_name() spells it) and a layer number;
   // either may be empty. ConfigError naming `what` on a malformed entry.
   static FaultPlan parse(const std::string& out_of_memory, const std::string& fail_layer, const std::string& what);
-  bool empty() const { return out_of_memory.empty() && !fail_layer; }
+  bool empty() const { return out_of_memory.empty() && !fail_layer && !kill_layer; }
 };
 
 std::unique_ptr<FaultInjector> make_fault_injector(FaultPlan plan);

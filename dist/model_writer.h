@@ -12,6 +12,13 @@
 // place; any failure there is every rank's error. The staged folder stays registered for abort
 // cleanup (dist/abort_cleanup.h) until then. Collective: every rank calls begin() and finish()
 // in the same order.
+//
+// Resume (core/io/run_journal.h): each written layer is fsync'd and then marked done in the
+// staged folder's journal. begin() finds an earlier unfinished run's staged folder: without
+// `resume` (and without --overwrite) that is an error saying how to resume it; with it, the
+// fingerprints must match (else an error naming the field that changed) and the layers already
+// done are not written again (done_layers(); staged() reads them back). A folder holding done
+// layers is kept when the job fails, so it can be resumed.
 #pragma once
 
 #include <cstdint>
@@ -19,10 +26,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "core/io/checkpoint_writer.h"
+#include "core/io/run_journal.h"
 #include "core/io/safetensors.h"
 #include "core/model/layer_weights.h"
 #include "dist/transport/transport.h"
@@ -33,6 +42,10 @@ struct ModelWriterOptions {
   std::filesystem::path output;
   bool overwrite = false;
   std::optional<int64_t> max_shard_bytes;  // unset: keep the input's sharding
+  // Continue the unfinished run a staged folder holds (its fingerprint must equal this one's).
+  bool resume = false;
+  // What determines the result (first rank; core/io/run_journal.h), recorded in the journal.
+  RunFingerprint fingerprint;
 };
 
 class ModelWriter {
@@ -48,6 +61,10 @@ class ModelWriter {
   void write_layer(const DecoderLayerWeights& layer);
   // Every rank flushes; the first rank copies the rest, checks completeness and commits.
   void finish();
+  // Layers an earlier run finished (resume), the same set on every rank after begin().
+  const std::set<int64_t>& done_layers() const { return done_layers_; }
+  // The staged folder as a checkpoint (its finished layers; the planned index makes it readable).
+  SafetensorsCheckpoint staged() const;
 
  private:
   const SafetensorsCheckpoint& input_;
@@ -57,6 +74,7 @@ class ModelWriter {
   std::map<int64_t, std::vector<std::string>> layer_tensors_;  // input tensors by decoder layer
   std::unique_ptr<CheckpointWriter> writer_;
   std::filesystem::path staging_path_;
+  std::set<int64_t> done_layers_;
 };
 
 // Whether a tensor name belongs to a decoder layer ("model.layers.N.") and which.

@@ -5,8 +5,12 @@
 
 #include <chrono>
 
+#include <fmt/ranges.h>
+
 #include "core/common/error.h"
+#include "core/common/files.h"
 #include "core/common/log.h"
+#include "core/io/run_journal.h"
 #include "core/tokenizer/tokenizer.h"
 #include "dist/agreed_errors.h"
 #include "dist/eval_job.h"
@@ -111,6 +115,45 @@ std::optional<double> evaluate(Transport& transport, const PruneJobOptions& opti
   }
 }
 
+// Everything that determines the pruned model's bytes, as named fields (core/io/run_journal.h):
+// a resume must match all of them. The world size and thread count are not among them (the
+// result does not depend on them); the device type and compute dtype are. First rank (it alone
+// holds the calibration tokens).
+RunFingerprint run_fingerprint(const PruneJobOptions& options, const StageContext& context, const at::Tensor& windows) {
+  const PruneOptions& prune = options.layer.prune;
+  RunFingerprint fingerprint;
+  fingerprint["model"] = std::filesystem::absolute(options.model_dir).lexically_normal().string();
+  std::string tensors;
+  for (const std::string& name : context.checkpoint.names()) {
+    const TensorInfo& info = context.checkpoint.info(name);
+    tensors += fmt::format("{} {} {} {} {} {}\n", name, safetensors_name(info.dtype), fmt::join(info.shape, ","),
+                           info.file_index, info.file_offset, info.n_bytes);
+  }
+  fingerprint["model_tensors"] = fnv1a_hex(tensors);
+  fingerprint["config.json"] = fnv1a_hex(read_file(options.model_dir / "config.json"));
+  fingerprint["method"] = prune_method_name(prune.method);
+  fingerprint["pattern"] = prune.pattern.to_string();
+  fingerprint["sparsity"] = fmt::format("{}", prune.pattern.sparsity);
+  fingerprint["use_variant"] = prune.use_variant ? "true" : "false";
+  fingerprint["blocksize"] = std::to_string(prune.blocksize);
+  fingerprint["percdamp"] = fmt::format("{}", prune.percdamp);
+  fingerprint["true_sequential"] = options.layer.true_sequential ? "true" : "false";
+  fingerprint["calibration"] = options.calibration_mode == CalibrationMode::kDense ? "dense" : "sequential";
+  fingerprint["parallel"] = parallel_mode_name(options.parallel);
+  if (windows.defined()) {
+    const at::Tensor tokens = windows.to(at::kLong).contiguous();
+    fingerprint["calibration_tokens"] =
+        fmt::format("{}x{} {}", tokens.size(0), tokens.size(1), fnv1a_hex(tokens.data_ptr(), tokens.nbytes()));
+    if (options.parallel == ParallelMode::kSamples) {
+      fingerprint["sample_block"] = std::to_string(resolve_sample_block(options.sample_block, tokens.size(0)));
+    }
+  }
+  fingerprint["device"] = c10::DeviceTypeName(context.device.type(), /*lower_case=*/true);
+  fingerprint["compute_dtype"] = c10::toString(context.compute_dtype);
+  fingerprint["max_shard_size"] = options.max_shard_bytes ? std::to_string(*options.max_shard_bytes) : "input's";
+  return fingerprint;
+}
+
 EstimateSettings estimate_settings(const PruneJobOptions& options, const StageContext& context,
                                    const at::Tensor& windows) {
   EstimateSettings settings;
@@ -138,6 +181,9 @@ void PruneJobOptions::validate() const {
   PIPEPRUNE_CHECK(parallel == ParallelMode::kPipeline || calibration_mode == CalibrationMode::kSequential, ConfigError,
                   "--parallel samples runs sequential calibration; --calibration dense already runs the ranks at once "
                   "(use --parallel pipeline with it)");
+  PIPEPRUNE_CHECK(!resume || calibration_mode == CalibrationMode::kSequential, ConfigError,
+                  "--resume continues sequential calibration; --calibration dense calibrates every layer at once, "
+                  "so a dense run starts over (drop --resume, add --overwrite)");
   PIPEPRUNE_CHECK(sample_block >= 0, ConfigError,
                   "--sample-block " << sample_block << ": must be at least 1 sample (0: automatic)");
   calibration.validate(/*needs_source=*/needs_activations(layer.prune.method));
@@ -191,9 +237,17 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
     result.perplexity_dense = evaluate(transport, options, calibration.seqlen, options.model_dir, "dense");
     memory_log.checkpoint("after dense eval");
   }
-  ModelWriter writer(context.checkpoint, context.config,
-                     ModelWriterOptions{options.output, options.overwrite, options.max_shard_bytes}, transport);
+  ModelWriterOptions writing{options.output, options.overwrite, options.max_shard_bytes, options.resume, {}};
+  if (context.is_first()) writing.fingerprint = run_fingerprint(options, context, windows);
+  ModelWriter writer(context.checkpoint, context.config, std::move(writing), transport);
   writer.begin();
+  if (!writer.done_layers().empty()) {
+    // Recomputing the inputs of the first unfinished layer costs one forward pass per finished
+    // layer, far less than their stats passes and pruning, and needs no activation file.
+    log::info("--resume: {} of {} layers were finished by the earlier run; their outputs are recomputed from the "
+              "saved pruned weights, and pruning continues from the first unfinished layer",
+              writer.done_layers().size(), context.config.n_layers);
+  }
   const std::filesystem::path spill_dir =
       options.spill_dir.empty() ? std::filesystem::absolute(options.output).parent_path() : options.spill_dir;
   StageRunner runner(context, windows.defined() ? windows.size(1) : 1, options.faults ? *options.faults : no_faults());

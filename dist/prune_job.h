@@ -33,6 +33,8 @@ struct PruneJobOptions {
   std::filesystem::path model_dir;
   std::filesystem::path output;
   bool overwrite = false;
+  // Continue the unfinished run a staged output folder holds (dist/model_writer.h).
+  bool resume = false;
   LayerPruneOptions layer;  // method and settings, groups, device and compute dtype
   CalibrationMode calibration_mode = CalibrationMode::kSequential;
   ParallelMode parallel = ParallelMode::kPipeline;

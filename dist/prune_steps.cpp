@@ -8,6 +8,7 @@
 
 #include "core/common/error.h"
 #include "core/common/log.h"
+#include "core/model/decoder.h"
 #include "core/prune/input_assignment.h"
 #include "dist/layer_broadcast.h"
 
@@ -61,6 +62,27 @@ LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const Model
   return pruner.result();
 }
 
+LayerPruneResult forward_finished_layer(const DecoderLayerWeights& pruned, const ModelConfig& config,
+                                        const RopeTables& rope, const ActivationStore* inputs,
+                                        ActivationStore* outputs, c10::Device device, c10::ScalarType compute_dtype) {
+  LayerPruneResult result;
+  result.layer = pruned.layer;
+  for (LinearKind kind : layer_linears(config)) {
+    LinearPruneResult& linear = result.linears[static_cast<int>(kind)];
+    linear.numel = pruned[kind].weight.numel();
+    linear.zeros = pruned[kind].weight.eq(0).sum().item<int64_t>();
+  }
+  if (inputs != nullptr && outputs != nullptr) {
+    const auto start = Clock::now();
+    const DecoderLayerWeights compute = to_compute(pruned, device, compute_dtype);
+    for (int64_t s = 0; s < inputs->size(); ++s) {
+      outputs->put(s, decoder_layer_forward(compute, config, rope, inputs->get(s).to(device)));
+    }
+    result.seconds_output = seconds_since(start);
+  }
+  return result;
+}
+
 PrunedLayers::PrunedLayers(ModelWriter& writer, JobMemoryLog& memory_log, int64_t n_stage_layers,
                            int64_t n_model_layers)
     : writer_(writer),
@@ -68,8 +90,13 @@ PrunedLayers::PrunedLayers(ModelWriter& writer, JobMemoryLog& memory_log, int64_
       n_model_layers_(n_model_layers),
       progress_("stage layer", n_stage_layers, 0.0, /*every_rank=*/true) {}
 
-void PrunedLayers::add(const DecoderLayerWeights& layer, const LayerPruneResult& result) {
-  writer_.write_layer(layer);
+DecoderLayerWeights PrunedLayers::load_done(int64_t layer, const ModelConfig& config) {
+  if (!staged_) staged_ = writer_.staged();
+  return load_decoder_layer(*staged_, config, layer);
+}
+
+void PrunedLayers::add(const DecoderLayerWeights& layer, const LayerPruneResult& result, bool resumed) {
+  if (!resumed) writer_.write_layer(layer);
   results_.push_back(result);
   int64_t zeros = 0;
   int64_t numel = 0;
@@ -89,6 +116,16 @@ SequentialPruneStep::SequentialPruneStep(const StageContext& context, const Laye
     : context_(context), options_(options), pruned_(pruned) {}
 
 void SequentialPruneStep::run(LayerRun& run, const ActivationStore* inputs, ActivationStore* outputs) {
+  resumed_ = pruned_.done(run.layer());
+  if (resumed_) {
+    // Finished by an earlier run: only its outputs are needed, from its pruned weights.
+    run.begin(LayerPass::kLoad);
+    stored_ = pruned_.load_done(run.layer(), context_.config);
+    run.begin(LayerPass::kOutput);
+    result_ = forward_finished_layer(stored_, context_.config, run.rope(), inputs, outputs, run.device(),
+                                     options_.compute_dtype);
+    return;
+  }
   // Loaded on every attempt: a retry on the CPU starts again from the checkpoint's weights.
   run.begin(LayerPass::kLoad);
   stored_ = load_decoder_layer(context_.checkpoint, context_.config, run.layer());
@@ -99,7 +136,7 @@ void SequentialPruneStep::run(LayerRun& run, const ActivationStore* inputs, Acti
 }
 
 void SequentialPruneStep::commit(int64_t layer) {
-  pruned_.add(stored_, result_);
+  pruned_.add(stored_, result_, resumed_);
   stored_ = DecoderLayerWeights();
 }
 
@@ -141,6 +178,17 @@ void SampleParallelPruneStep::reduce_statistics(LayerPruner& pruner, const Activ
 void SampleParallelPruneStep::run(LayerRun& run, const ActivationStore* inputs, ActivationStore* outputs) {
   Transport& transport = *context_.transport;
   const int owner = context_.plan.owner_of_layer(run.layer());
+  resumed_ = pruned_.done(run.layer());
+  if (resumed_) {
+    // Finished by an earlier run: every rank reads it back from the staged output (the ranks
+    // write there, so they all see it) for its own samples' outputs.
+    run.begin(LayerPass::kLoad);
+    stored_ = pruned_.load_done(run.layer(), context_.config);
+    run.begin(LayerPass::kOutput);
+    result_ = forward_finished_layer(stored_, context_.config, run.rope(), inputs, outputs, run.device(),
+                                     options_.compute_dtype);
+    return;
+  }
   run.begin(LayerPass::kLoad);
   stored_ = layer_on_every_rank(context_, run.layer(), read_everywhere_);
   LayerPruneOptions options = options_;
@@ -194,7 +242,7 @@ void SampleParallelPruneStep::run(LayerRun& run, const ActivationStore* inputs, 
 }
 
 void SampleParallelPruneStep::commit(int64_t layer) {
-  if (context_.rank() == context_.plan.owner_of_layer(layer)) pruned_.add(stored_, result_);
+  if (context_.rank() == context_.plan.owner_of_layer(layer)) pruned_.add(stored_, result_, resumed_);
   stored_ = DecoderLayerWeights();
   // Every rank walks every layer: the first rank's line is the job's progress.
   if (context_.is_first()) progress_.update(layer + 1);

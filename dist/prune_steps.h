@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/common/progress.h"
@@ -23,6 +24,13 @@
 #include "dist/stage_runner.h"
 
 namespace pipeprune {
+
+// A layer an earlier run finished (resume): its result as the report counts it (numel and zeros
+// of the pruned linears; no timings), and, when `outputs` is given, its outputs over `inputs`
+// computed with the pruned weights, as the next layer's inputs.
+LayerPruneResult forward_finished_layer(const DecoderLayerWeights& pruned, const ModelConfig& config,
+                                        const RopeTables& rope, const ActivationStore* inputs,
+                                        ActivationStore* outputs, c10::Device device, c10::ScalarType compute_dtype);
 
 // Prunes `stored` in place from `inputs` ([1, seqlen, hidden] per sample; null for a method
 // that needs no activations) and fills `outputs` with the pruned layer's outputs (null: not
@@ -37,11 +45,16 @@ LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const Model
 class PrunedLayers {
  public:
   PrunedLayers(ModelWriter& writer, JobMemoryLog& memory_log, int64_t n_stage_layers, int64_t n_model_layers);
-  void add(const DecoderLayerWeights& layer, const LayerPruneResult& result);
+  // Writes the layer (unless an earlier run did: resumed) and records its result.
+  void add(const DecoderLayerWeights& layer, const LayerPruneResult& result, bool resumed = false);
   const std::vector<LayerPruneResult>& results() const { return results_; }
+  // Resume: whether an earlier run finished this layer, and that layer as it wrote it.
+  bool done(int64_t layer) const { return writer_.done_layers().count(layer) > 0; }
+  DecoderLayerWeights load_done(int64_t layer, const ModelConfig& config);
 
  private:
   ModelWriter& writer_;
+  std::optional<SafetensorsCheckpoint> staged_;
   JobMemoryLog& memory_log_;
   int64_t n_model_layers_;
   Progress progress_;
@@ -61,6 +74,7 @@ class SequentialPruneStep final : public LayerStep {
   PrunedLayers& pruned_;
   DecoderLayerWeights stored_;
   LayerPruneResult result_;
+  bool resumed_ = false;  // this layer was finished by an earlier run
 };
 
 // Sample-parallel sequential calibration (--parallel samples), one model layer per call on every
@@ -93,6 +107,7 @@ class SampleParallelPruneStep final : public LayerStep {
   Progress progress_;
   DecoderLayerWeights stored_;
   LayerPruneResult result_;
+  bool resumed_ = false;
 };
 
 // Dense calibration of every owned layer at once.

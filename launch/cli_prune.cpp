@@ -38,6 +38,7 @@ struct PruneCli {
   bool eval_dense = false;
   std::string report;
   bool overwrite = false;
+  bool resume = false;
   std::string max_shard_size;
   std::string spill_dir;
   bool log_memory = false;
@@ -58,6 +59,7 @@ int run(const PruneCli& cli) {
   job.model_dir = cli.model;
   job.output = cli.output;
   job.overwrite = cli.overwrite;
+  job.resume = cli.resume;
   job.layer.prune.method = parse_prune_method(cli.method);
   job.layer.prune.pattern = SparsityPattern::parse(cli.pattern, cli.sparsity);
   job.layer.prune.use_variant = cli.use_variant;
@@ -141,6 +143,9 @@ CommandRunner add_prune_command(CLI::App& app) {
   command->add_flag("--eval-dense", cli->eval_dense, "also report the input model's perplexity (before pruning)");
   command->add_option("--report", cli->report, "write a JSON report here");
   command->add_flag("--overwrite", cli->overwrite, "replace the output folder if it exists");
+  command->add_flag("--resume", cli->resume,
+                    "continue a killed or failed prune of the same command from its last finished layer "
+                    "(any world size; the result is the same bytes)");
   command->add_option("--max-shard-size", cli->max_shard_size, "re-shard the output (e.g. 5GB); default: shard like the input");
   command->add_option("--spill-dir", cli->spill_dir,
                       "where activations that exceed the memory budget spill to (HDF5); default: next to --output");

@@ -46,6 +46,22 @@ void write_file_atomic(const fs::path& path, const std::string& bytes) {
   PIPEPRUNE_CHECK(!ec, IoError, path.string() << ": cannot rename into place (" << ec.message() << ")");
 }
 
+void write_file_durable(const fs::path& path, const std::string& bytes) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    UniqueFd fd = open_fd(tmp, O_WRONLY | O_CREAT | O_TRUNC, "writing");
+    pwrite_all(fd.get(), bytes.data(), static_cast<int64_t>(bytes.size()), 0, tmp.string(), "the contents");
+    fsync_fd(fd.get(), tmp.string());
+    fd.close_checked(tmp.string());
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  PIPEPRUNE_CHECK(!ec, IoError, path.string() << ": cannot rename into place (" << ec.message() << ")");
+  const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  UniqueFd dir = open_fd(folder, O_RDONLY | O_DIRECTORY, "syncing");
+  fsync_fd(dir.get(), folder.string());
+}
+
 UniqueFd::~UniqueFd() {
   if (fd_ >= 0) ::close(fd_);
 }
@@ -119,8 +135,22 @@ StagedDirectory::StagedDirectory(fs::path target, bool overwrite)
                                                   << ec.message() << ")");
 }
 
+std::unique_ptr<StagedDirectory> StagedDirectory::adopt(fs::path target, bool overwrite) {
+  PIPEPRUNE_CHECK(!target.empty(), ConfigError, "output folder path is empty");
+  target = without_trailing_slash(target);
+  const fs::path staging = staging_path_for(target);
+  PIPEPRUNE_CHECK(fs::is_directory(staging), IoError, staging.string() << ": no unfinished output to resume");
+  PIPEPRUNE_CHECK(overwrite || !fs::exists(target), IoError,
+                  target.string() << ": output folder already exists (choose another --output or pass --overwrite)");
+  std::unique_ptr<StagedDirectory> adopted(new StagedDirectory());
+  adopted->target_ = std::move(target);
+  adopted->staging_ = staging;
+  adopted->overwrite_ = overwrite;
+  return adopted;
+}
+
 StagedDirectory::~StagedDirectory() {
-  if (!committed_) {
+  if (!committed_ && !keep_ && !staging_.empty()) {
     std::error_code ec;
     fs::remove_all(staging_, ec);
   }

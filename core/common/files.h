@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,9 @@ std::string read_file(const fs::path& path);
 nlohmann::json read_json_file(const fs::path& path);
 // Writes bytes to PATH.tmp, then renames over PATH, so readers never see half a file.
 void write_file_atomic(const fs::path& path, const std::string& bytes);
+// The same, durable before it returns: the file is fsync'd before the rename and its folder
+// after, so after a crash PATH holds either nothing or all of `bytes`.
+void write_file_durable(const fs::path& path, const std::string& bytes);
 
 // A POSIX file descriptor, closed on every path. Move-only.
 class UniqueFd {
@@ -52,8 +56,12 @@ void fsync_fd(int fd, const std::string& file);
 // removed, so a failure never leaves a half-written output at the target path.
 class StagedDirectory {
  public:
-  // Throws IoError if target exists and overwrite is false.
+  // Throws IoError if target exists and overwrite is false. Any earlier staged folder of the
+  // target is removed.
   StagedDirectory(fs::path target, bool overwrite);
+  // Takes over the staged folder an earlier, unfinished run left for `target` (prune --resume);
+  // IoError when there is none.
+  static std::unique_ptr<StagedDirectory> adopt(fs::path target, bool overwrite);
   ~StagedDirectory();
   StagedDirectory(const StagedDirectory&) = delete;
   StagedDirectory& operator=(const StagedDirectory&) = delete;
@@ -65,12 +73,17 @@ class StagedDirectory {
   const fs::path& path() const { return staging_; }
   const fs::path& target() const { return target_; }
   void commit();
+  // From now on the folder stays when this object is destroyed uncommitted (it holds work a
+  // later run can resume).
+  void keep() { keep_ = true; }
 
  private:
+  StagedDirectory() = default;
   fs::path target_;
   fs::path staging_;
-  bool overwrite_;
+  bool overwrite_ = false;
   bool committed_ = false;
+  bool keep_ = false;
 };
 
 }  // namespace pipeprune

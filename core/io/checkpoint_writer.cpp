@@ -1,5 +1,7 @@
 #include "core/io/checkpoint_writer.h"
 
+#include <fstream>
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -67,6 +69,31 @@ CheckpointWriter CheckpointWriter::create(std::filesystem::path target, bool ove
   CheckpointWriter writer(std::move(staged), path, std::move(layout));
   writer.shards_->create_files();
   return writer;
+}
+
+CheckpointWriter CheckpointWriter::resume(std::filesystem::path target, bool overwrite, ShardLayout layout) {
+  auto staged = StagedDirectory::adopt(std::move(target), overwrite);
+  const std::filesystem::path path = staged->path();
+  for (const PlannedFile& planned : layout.files) {
+    const std::filesystem::path file = path / planned.name;
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(file, ec);
+    PIPEPRUNE_CHECK(!ec && static_cast<int64_t>(size) == planned.total_size, FormatError,
+                    file.string() << ": the unfinished output's file " << (ec ? "is missing" : "has another size")
+                                  << " than this run plans; remove " << path.string() << " or pass --overwrite");
+    std::string head(planned.header.size(), '\0');
+    std::ifstream in(file, std::ios::binary);
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    PIPEPRUNE_CHECK(head == planned.header, FormatError,
+                    file.string() << ": the unfinished output's header differs from this run's plan; remove "
+                                  << path.string() << " or pass --overwrite");
+  }
+  return CheckpointWriter(std::move(staged), path, std::move(layout));
+}
+
+void CheckpointWriter::keep_staged() {
+  require_creator("keep_staged");
+  staged_->keep();
 }
 
 CheckpointWriter CheckpointWriter::join(const std::filesystem::path& target, ShardLayout layout) {

@@ -51,6 +51,10 @@ class CheckpointWriter {
   static CheckpointWriter create(std::filesystem::path target, bool overwrite, ShardLayout layout);
   // A writer into the staged folder another writer of the same layout has created.
   static CheckpointWriter join(const std::filesystem::path& target, ShardLayout layout);
+  // The creating writer of the staged folder an earlier, unfinished run of the same layout left
+  // (prune --resume): its files are checked against the layout (FormatError naming the first
+  // file whose size or header differs) and kept; what they hold stays.
+  static CheckpointWriter resume(std::filesystem::path target, bool overwrite, ShardLayout layout);
 
   CheckpointWriter(CheckpointWriter&&) noexcept;
   CheckpointWriter& operator=(CheckpointWriter&&) noexcept;
@@ -75,6 +79,9 @@ class CheckpointWriter {
   // Copies the files `names` of folder `from` that exist there (all non-weight files when
   // `names` is empty), skipping any already added.
   void copy_side_files(const std::filesystem::path& from, const std::vector<std::string>& names = {});
+  // Creating writer only: the staged folder stays if this writer is destroyed uncommitted (it
+  // holds finished layers a later run can resume).
+  void keep_staged();
   // Checks that every planned tensor was written (here or in `written_elsewhere`), flushes,
   // writes the index when the layout has one, and renames the folder into place.
   void commit(const std::vector<std::string>& written_elsewhere = {});

@@ -218,6 +218,9 @@ void ShardWriter::create_files() {
     pwrite_all(fd.get(), planned.header.data(), static_cast<int64_t>(planned.header.size()), 0, file, "the header");
     fd.close_checked(file);
   }
+  // Written now as well as in finish(): the staged folder is then a readable checkpoint, whose
+  // finished layers a resumed run reads back.
+  if (layout_.write_index) write_file_atomic(dir_ / kSafetensorsIndexFile, layout_.index_json());
 }
 
 const PlannedTensor& ShardWriter::planned(const std::string& name) const {

@@ -3,8 +3,9 @@
 #
 # Runs a multi-rank prune whose rank owning FAIL_LAYER throws mid-layer (test hook
 # PIPEPRUNE_TEST_FAIL_LAYER). Passes when every rank is gone within LIMIT_SECONDS, the job
-# exits non-zero, the failing rank's error is printed, and neither the output folder nor its
-# temporary ".partial" folder is left behind. PRUNE_ARGS (environment) adds prune options.
+# exits non-zero, the failing rank's error is printed, no output folder appears, and the
+# temporary ".partial" folder is either gone or, when layers had finished, kept with a message
+# saying how to resume it, and a --resume (one process) then finishes it cleanly. PRUNE_ARGS (environment) adds prune options.
 set -uo pipefail
 limit=$1 bin=$2 model=$3 text=$4 layer=$5
 shift 5
@@ -22,7 +23,20 @@ case "$output" in
   *"failing in layer $layer"*) ;;
   *) echo "FAIL: the failing rank's error is not in the output"; exit 1 ;;
 esac
-if [ -e "$work/out" ] || [ -e "$work/.out.partial" ]; then
-  echo "FAIL: a failed job left output behind:"; ls -la "$work"; exit 1
+if [ -e "$work/out" ]; then
+  echo "FAIL: a failed job left an output folder behind:"; ls -la "$work"; exit 1
+fi
+# Layers finished before the failure are kept for --resume, and the job says so; a job that
+# failed before any layer finished leaves nothing.
+if [ -e "$work/.out.partial" ]; then
+  case "$output" in
+    *"rerun the same command with --resume"*) ;;
+    *) echo "FAIL: a staged folder was kept without saying how to resume it"; exit 1 ;;
+  esac
+  "$bin" prune --model "$model" --output "$work/out" --method wanda --calib-data "$text" --nsamples 4 --seqlen 32 \
+    ${PRUNE_ARGS:-} --resume --quiet || { echo "FAIL: the kept run did not resume"; exit 1; }
+  if [ ! -d "$work/out" ] || [ -e "$work/.out.partial" ]; then echo "FAIL: the resumed run did not finish cleanly"; ls -la "$work"; exit 1; fi
+  echo "PASS: the job failed with exit code $rc after ${elapsed} s, kept its finished layers, and --resume finished it"
+  exit 0
 fi
 echo "PASS: the job failed with exit code $rc after ${elapsed} s and left nothing behind"
