@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <memory>
 
+#include <fmt/format.h>
+
 #include "core/common/error.h"
 #include "core/memory/host_memory.h"
 #include "dist/memory_plan.h"

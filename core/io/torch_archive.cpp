@@ -144,6 +144,7 @@ class ArchiveReader {
     PIPEPRUNE_CHECK(reader_.hasRecord("data.pkl"), FormatError,
                     file_ << ": the zip archive has no data.pkl record; it is not a torch.save checkpoint "
                           << "(a TorchScript module?)");
+    check_record_size("data.pkl");
     const auto [pickle, n] = reader_.getRecord("data.pkl");
     std::vector<TensorInfo> out;
     for (const PickledTensor& t : parse_torch_state_dict(file_, static_cast<const uint8_t*>(pickle.get()), n)) {
@@ -159,10 +160,38 @@ class ArchiveReader {
   void check_byte_order() {
     // Written since PyTorch 2.1; older archives are little-endian, as is every machine we run on.
     if (!reader_.hasRecord("byteorder")) return;
+    check_record_size("byteorder");
     const auto [bytes, n] = reader_.getRecord("byteorder");
     const std::string order(static_cast<const char*>(bytes.get()), n);
     PIPEPRUNE_CHECK(order == "little", FormatError,
                     file_ << ": saved on a " << order << "-endian machine; pipeprune reads little-endian checkpoints");
+  }
+
+  // getRecord() allocates the size the zip directory claims before reading a byte, so a corrupt
+  // size (found by fuzz_torch_bin: 0x32000000000002e7 bytes) must be refused first. A stored
+  // record fits in the file; a deflated one expands at most 1032 times (deflate's limit).
+  void check_record_size(const std::string& name) {
+    const auto found = directory().find(name);
+    if (found == directory().end()) return;  // getRecord() then reports it missing
+    const ZipEntry& e = found->second;
+    const uint64_t limit =
+        e.method == 0 ? static_cast<uint64_t>(size_) : std::min<uint64_t>(e.compressed_size, size_) * 1032;
+    PIPEPRUNE_CHECK(e.size <= limit, FormatError,
+                    file_ << ": the zip directory gives record " << name << " " << e.size << " bytes, more than the "
+                          << size_ << "-byte file can hold; the file is corrupt");
+  }
+
+  // Directory entries by record name: the directory's names carry the archive's folder
+  // ("pytorch_model/data/0"), PyTorchStreamReader's do not (it has checked that every record
+  // shares that one folder).
+  const std::map<std::string, ZipEntry>& directory() {
+    if (directory_.empty()) {
+      for (auto& [full, e] : zip_directory(file_, base_, size_)) {
+        const size_t slash = full.find('/');
+        if (slash != std::string::npos) directory_.emplace(full.substr(slash + 1), e);
+      }
+    }
+    return directory_;
   }
 
   // The storage's record, checked once per key: present, stored uncompressed, inside the file.
@@ -173,16 +202,8 @@ class ArchiveReader {
     PIPEPRUNE_CHECK(reader_.hasRecord(name), FormatError,
                     file_ << ": data.pkl refers to storage " << key << " but the archive has no record " << name
                           << "; the file is corrupt");
-    if (directory_.empty()) {
-      // Directory names carry the archive's folder ("pytorch_model/data/0"); PyTorchStreamReader's
-      // do not (it has checked that every record shares that one folder).
-      for (auto& [full, e] : zip_directory(file_, base_, size_)) {
-        const size_t slash = full.find('/');
-        if (slash != std::string::npos) directory_.emplace(full.substr(slash + 1), e);
-      }
-    }
-    const auto found = directory_.find(name);
-    PIPEPRUNE_CHECK(found != directory_.end(), FormatError,
+    const auto found = directory().find(name);
+    PIPEPRUNE_CHECK(found != directory().end(), FormatError,
                     file_ << ": record " << name << " is missing from the zip central directory; the file is corrupt");
     const ZipEntry* entry = &found->second;
     PIPEPRUNE_CHECK(entry->method == 0 && entry->compressed_size == entry->size, FormatError,

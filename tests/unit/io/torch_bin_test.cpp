@@ -144,6 +144,13 @@ TEST(TorchBin, NonContiguous_FormatErrorNamingTensor) {
   EXPECT_THAT(bin_error(kData / "noncontiguous.bin"), HasSubstr("tensor t is not contiguous (size [3, 2], stride [1, 3])"));
 }
 
+TEST(TorchBin, FuzzFinding_HugeRecordSizeInTheDirectory_FormatErrorBeforeAllocating) {
+  // fuzz_torch_bin: a corrupt directory entry claiming 0x32000000000002e7 bytes for data.pkl
+  // made PyTorchStreamReader::getRecord try to allocate them. Our own reading of the directory
+  // now refuses the entry first.
+  EXPECT_THAT(bin_error(kData / "fuzz" / "huge_record_size.bin"), HasSubstr("the file is truncated or corrupt"));
+}
+
 TEST(TorchBin, Int64_FormatErrorNamingTensorAndDtype) {
   EXPECT_THAT(bin_error(kData / "int64.bin"),
               HasSubstr("tensor ids has dtype int64 (torch.LongStorage); pipeprune reads F32, F16 and BF16"));

@@ -1,0 +1,17 @@
+// A .safetensors file: header length, JSON header, offsets; then every tensor loaded.
+#include <ATen/ATen.h>
+
+#include "core/io/safetensors.h"
+#include "fuzz/fuzz_input.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace pipeprune;
+  const auto path = fuzz::write_input("model.safetensors", data, size);
+  fuzz::expect_clean([&] {
+    const auto file = SafetensorsFile::open(path);
+    for (const TensorInfo& info : file->tensors()) {
+      if (info.n_bytes <= (64 << 20)) file->load(info);
+    }
+  });
+  return 0;
+}
