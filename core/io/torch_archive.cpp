@@ -23,7 +23,9 @@ class MappedReadAdapter final : public caffe2::serialize::ReadAdapterInterface {
   MappedReadAdapter(const uint8_t* base, int64_t size) : base_(base), size_(static_cast<size_t>(size)) {}
   size_t size() const override { return size_; }
   size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
-    if (pos >= size_) return 0;
+    // miniz asks for 0 bytes into a null buffer for an empty record (fuzz_torch_bin, UBSan:
+    // memcpy's arguments must not be null even for 0 bytes).
+    if (pos >= size_ || n == 0) return 0;
     n = std::min<size_t>(n, size_ - static_cast<size_t>(pos));
     std::memcpy(buf, base_ + pos, n);
     return n;
@@ -50,8 +52,7 @@ struct ZipEntry {
 };
 
 // Central directory entries by full name ("archive/data/0"), zip64 included (shards > 4 GiB).
-// Called after PyTorchStreamReader accepted the archive, so a failure here means a corrupt
-// directory that miniz tolerated.
+// Read before PyTorchStreamReader sees the archive (refuse_impossible_records).
 std::map<std::string, ZipEntry> zip_directory(const std::string& file, const uint8_t* base, int64_t size) {
   const auto corrupt = [&](const char* what) {
     PIPEPRUNE_FAIL(FormatError, file << ": zip central directory: " << what << "; the file is truncated or corrupt");
@@ -144,7 +145,6 @@ class ArchiveReader {
     PIPEPRUNE_CHECK(reader_.hasRecord("data.pkl"), FormatError,
                     file_ << ": the zip archive has no data.pkl record; it is not a torch.save checkpoint "
                           << "(a TorchScript module?)");
-    check_record_size("data.pkl");
     const auto [pickle, n] = reader_.getRecord("data.pkl");
     std::vector<TensorInfo> out;
     for (const PickledTensor& t : parse_torch_state_dict(file_, static_cast<const uint8_t*>(pickle.get()), n)) {
@@ -160,25 +160,10 @@ class ArchiveReader {
   void check_byte_order() {
     // Written since PyTorch 2.1; older archives are little-endian, as is every machine we run on.
     if (!reader_.hasRecord("byteorder")) return;
-    check_record_size("byteorder");
     const auto [bytes, n] = reader_.getRecord("byteorder");
     const std::string order(static_cast<const char*>(bytes.get()), n);
     PIPEPRUNE_CHECK(order == "little", FormatError,
                     file_ << ": saved on a " << order << "-endian machine; pipeprune reads little-endian checkpoints");
-  }
-
-  // getRecord() allocates the size the zip directory claims before reading a byte, so a corrupt
-  // size (found by fuzz_torch_bin: 0x32000000000002e7 bytes) must be refused first. A stored
-  // record fits in the file; a deflated one expands at most 1032 times (deflate's limit).
-  void check_record_size(const std::string& name) {
-    const auto found = directory().find(name);
-    if (found == directory().end()) return;  // getRecord() then reports it missing
-    const ZipEntry& e = found->second;
-    const uint64_t limit =
-        e.method == 0 ? static_cast<uint64_t>(size_) : std::min<uint64_t>(e.compressed_size, size_) * 1032;
-    PIPEPRUNE_CHECK(e.size <= limit, FormatError,
-                    file_ << ": the zip directory gives record " << name << " " << e.size << " bytes, more than the "
-                          << size_ << "-byte file can hold; the file is corrupt");
   }
 
   // Directory entries by record name: the directory's names carry the archive's folder
@@ -284,12 +269,28 @@ class ArchiveReader {
 // not a zip: anything not starting with a zip local header is reported as that.
 bool is_zip(const uint8_t* base, int64_t size) { return size >= 4 && le(base, 4) == 0x04034b50; }
 
+// PyTorchStreamReader (miniz) allocates the size the zip directory claims for a record before
+// reading a byte of it, already in its constructor (the version record), so corrupt sizes must
+// be refused before it runs: found by fuzz_torch_bin (records claiming 0x32000000000002e7 and
+// 0x10000000002 bytes in a 3174-byte file). A stored record fits in the file; a deflated one
+// expands at most 1032 times (deflate's limit).
+void refuse_impossible_records(const std::string& file, const uint8_t* base, int64_t size) {
+  for (const auto& [name, e] : zip_directory(file, base, size)) {
+    const uint64_t limit =
+        e.method == 0 ? static_cast<uint64_t>(size) : std::min<uint64_t>(e.compressed_size, size) * 1032;
+    PIPEPRUNE_CHECK(e.size <= limit, FormatError,
+                    file << ": the zip directory gives record " << name << " " << e.size << " bytes, more than the "
+                         << size << "-byte file can hold; the file is corrupt");
+  }
+}
+
 }  // namespace
 
 std::vector<TensorInfo> read_torch_archive(const std::string& file, const uint8_t* base, int64_t size) {
   PIPEPRUNE_CHECK(is_zip(base, size), FormatError,
                   file << ": not a zip-format torch.save archive (saved by PyTorch < 1.6?); re-save it with a "
                        << "current PyTorch or convert it to safetensors");
+  refuse_impossible_records(file, base, size);
   try {
     ArchiveReader reader(file, base, size);
     return reader.tensors();
