@@ -69,9 +69,13 @@ std::map<std::string, ZipEntry> zip_directory(const std::string& file, const uin
   uint64_t entries = le(base + end + 10, 2);
   uint64_t dir_size = le(base + end + 12, 4);
   uint64_t dir_offset = le(base + end + 16, 4);
-  if (entries == 0xFFFF || dir_size == 0xFFFFFFFF || dir_offset == 0xFFFFFFFF) {
-    // zip64: a locator just before the end record points at the zip64 end record.
-    if (end < 20 || le(base + end - 20, 4) != 0x07064b50) corrupt("no zip64 locator");
+  // zip64: a locator just before the end record points at the zip64 end record. miniz reads it
+  // whenever it is there, not only when the 32-bit fields are saturated, so this reader must
+  // too, or the two see different directories (fuzz_torch_bin: an end record of 0 entries in
+  // front of a zip64 one listing a record of 2^56 bytes).
+  const bool locator = end >= 20 && le(base + end - 20, 4) == 0x07064b50;
+  if (locator || entries == 0xFFFF || dir_size == 0xFFFFFFFF || dir_offset == 0xFFFFFFFF) {
+    if (!locator) corrupt("no zip64 locator");
     const uint64_t end64 = le(base + end - 20 + 8, 8);
     if (size < 56 || end64 > static_cast<uint64_t>(size) - 56 || le(base + end64, 4) != 0x06064b50) corrupt("bad zip64 end record");
     entries = le(base + end64 + 32, 8);

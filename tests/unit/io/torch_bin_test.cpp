@@ -156,6 +156,10 @@ TEST(TorchBin, FuzzFinding_HugeRecordSizeInTheDirectory_FormatErrorBeforeAllocat
   // The third (UBSan): miniz read 0 bytes of an empty record into a null buffer and the read
   // adapter passed that to memcpy. It is refused cleanly; the fuzz build checks the UB is gone.
   EXPECT_THAT(bin_error(kData / "fuzz" / "empty_record_read.bin"), HasSubstr("empty_record_read.bin"));
+  // The fourth: an end record of 0 entries in front of a zip64 end record whose directory gives
+  // the version record 2^56 - 2 bytes; miniz reads the zip64 one, and now so does this reader.
+  EXPECT_THAT(bin_error(kData / "fuzz" / "zip64_huge_version_record.bin"),
+              HasSubstr("more than the 3198-byte file can hold; the file is corrupt"));
 }
 
 TEST(TorchBin, Int64_FormatErrorNamingTensorAndDtype) {
