@@ -26,7 +26,7 @@ nlohmann::json read_json_file(const fs::path& path) {
   const std::string text = read_file(path);
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e405
     PIPEPRUNE_FAIL(FormatError, path.string() << ": invalid JSON (" << e.what() << ")");
   }
 }

@@ -35,7 +35,7 @@ TextSource read_text_source(const std::filesystem::path& path) {
     nlohmann::json object;
     try {
       object = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e405
       PIPEPRUNE_FAIL(FormatError, path.string() << ":" << line_number << ": invalid JSON line (" << e.what() << ")");
     }
     PIPEPRUNE_CHECK(object.is_object() && object.contains("text") && object["text"].is_string(), FormatError,

@@ -183,7 +183,7 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::filesyst
   json header;
   try {
     header = json::parse(text, text + header_len);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e405
     PIPEPRUNE_FAIL(FormatError, file << ": header is not valid JSON (" << e.what() << ")");
   }
   PIPEPRUNE_CHECK(header.is_object(), FormatError, file << ": header is not a JSON object; the file is corrupt");
