@@ -19,6 +19,18 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+// The output pass: every sample of `inputs` through the pruned layer into `outputs`.
+void output_pass(LayerPruner& pruner, const std::string& where, const ActivationStore& inputs, ActivationStore& outputs,
+                 c10::Device device) {
+  const auto start = Clock::now();
+  Progress progress(where + " output pass, sample", inputs.size(), 10.0, /*every_rank=*/true);
+  for (int64_t s = 0; s < inputs.size(); ++s) {
+    outputs.put(s, pruner.forward(inputs.get(s).to(device)));
+    if (s + 1 < inputs.size()) progress.update(s + 1);
+  }
+  pruner.add_output_seconds(seconds_since(start));
+}
+
 }  // namespace
 
 LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const ModelConfig& config,
@@ -51,13 +63,7 @@ LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const Model
   }
   if (calibrated && outputs != nullptr) {
     begin(LayerPass::kOutput);
-    const auto start = Clock::now();
-    Progress progress(where + " output pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
-    for (int64_t s = 0; s < inputs->size(); ++s) {
-      outputs->put(s, pruner.forward(inputs->get(s).to(options.device)));
-      if (s + 1 < inputs->size()) progress.update(s + 1);
-    }
-    pruner.add_output_seconds(seconds_since(start));
+    output_pass(pruner, where, *inputs, *outputs, options.device);
   }
   return pruner.result();
 }
@@ -90,9 +96,16 @@ PrunedLayers::PrunedLayers(ModelWriter& writer, JobMemoryLog& memory_log, int64_
       n_model_layers_(n_model_layers),
       progress_("stage layer", n_stage_layers, 0.0, /*every_rank=*/true) {}
 
-DecoderLayerWeights PrunedLayers::load_done(int64_t layer, const ModelConfig& config) {
+bool PrunedLayers::resume_layer(LayerRun& run, const ModelConfig& config, c10::ScalarType compute_dtype,
+                                const ActivationStore* inputs, ActivationStore* outputs, DecoderLayerWeights& stored,
+                                LayerPruneResult& result) {
+  if (!done(run.layer())) return false;
+  run.begin(LayerPass::kLoad);
   if (!staged_) staged_ = writer_.staged();
-  return load_decoder_layer(*staged_, config, layer);
+  stored = load_decoder_layer(*staged_, config, run.layer());
+  run.begin(LayerPass::kOutput);
+  result = forward_finished_layer(stored, config, run.rope(), inputs, outputs, run.device(), compute_dtype);
+  return true;
 }
 
 void PrunedLayers::add(const DecoderLayerWeights& layer, const LayerPruneResult& result, bool resumed) {
@@ -116,16 +129,8 @@ SequentialPruneStep::SequentialPruneStep(const StageContext& context, const Laye
     : context_(context), options_(options), pruned_(pruned) {}
 
 void SequentialPruneStep::run(LayerRun& run, const ActivationStore* inputs, ActivationStore* outputs) {
-  resumed_ = pruned_.done(run.layer());
-  if (resumed_) {
-    // Finished by an earlier run: only its outputs are needed, from its pruned weights.
-    run.begin(LayerPass::kLoad);
-    stored_ = pruned_.load_done(run.layer(), context_.config);
-    run.begin(LayerPass::kOutput);
-    result_ = forward_finished_layer(stored_, context_.config, run.rope(), inputs, outputs, run.device(),
-                                     options_.compute_dtype);
-    return;
-  }
+  resumed_ = pruned_.resume_layer(run, context_.config, options_.compute_dtype, inputs, outputs, stored_, result_);
+  if (resumed_) return;
   // Loaded on every attempt: a retry on the CPU starts again from the checkpoint's weights.
   run.begin(LayerPass::kLoad);
   stored_ = load_decoder_layer(context_.checkpoint, context_.config, run.layer());
@@ -178,17 +183,10 @@ void SampleParallelPruneStep::reduce_statistics(LayerPruner& pruner, const Activ
 void SampleParallelPruneStep::run(LayerRun& run, const ActivationStore* inputs, ActivationStore* outputs) {
   Transport& transport = *context_.transport;
   const int owner = context_.plan.owner_of_layer(run.layer());
-  resumed_ = pruned_.done(run.layer());
-  if (resumed_) {
-    // Finished by an earlier run: every rank reads it back from the staged output (the ranks
-    // write there, so they all see it) for its own samples' outputs.
-    run.begin(LayerPass::kLoad);
-    stored_ = pruned_.load_done(run.layer(), context_.config);
-    run.begin(LayerPass::kOutput);
-    result_ = forward_finished_layer(stored_, context_.config, run.rope(), inputs, outputs, run.device(),
-                                     options_.compute_dtype);
-    return;
-  }
+  // Every rank reads a finished layer back from the staged output (the ranks write there, so
+  // they all see it) for its own samples' outputs.
+  resumed_ = pruned_.resume_layer(run, context_.config, options_.compute_dtype, inputs, outputs, stored_, result_);
+  if (resumed_) return;
   run.begin(LayerPass::kLoad);
   stored_ = layer_on_every_rank(context_, run.layer(), read_everywhere_);
   LayerPruneOptions options = options_;
@@ -230,13 +228,7 @@ void SampleParallelPruneStep::run(LayerRun& run, const ActivationStore* inputs, 
   }
   if (outputs != nullptr) {
     run.begin(LayerPass::kOutput);
-    const auto start = Clock::now();
-    Progress progress(where + " output pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
-    for (int64_t i = 0; i < inputs->size(); ++i) {
-      outputs->put(i, pruner.forward(inputs->get(i).to(run.device())));
-      if (i + 1 < inputs->size()) progress.update(i + 1);
-    }
-    pruner.add_output_seconds(seconds_since(start));
+    output_pass(pruner, where, *inputs, *outputs, run.device());
   }
   result_ = pruner.result();
 }

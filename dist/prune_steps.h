@@ -48,9 +48,13 @@ class PrunedLayers {
   // Writes the layer (unless an earlier run did: resumed) and records its result.
   void add(const DecoderLayerWeights& layer, const LayerPruneResult& result, bool resumed = false);
   const std::vector<LayerPruneResult>& results() const { return results_; }
-  // Resume: whether an earlier run finished this layer, and that layer as it wrote it.
+  // Resume: whether an earlier run finished this layer.
   bool done(int64_t layer) const { return writer_.done_layers().count(layer) > 0; }
-  DecoderLayerWeights load_done(int64_t layer, const ModelConfig& config);
+  // For a layer an earlier run finished: reads it back into `stored` as it wrote it, computes
+  // its outputs over `inputs` (forward_finished_layer) and returns true; false otherwise.
+  bool resume_layer(LayerRun& run, const ModelConfig& config, c10::ScalarType compute_dtype,
+                    const ActivationStore* inputs, ActivationStore* outputs, DecoderLayerWeights& stored,
+                    LayerPruneResult& result);
 
  private:
   ModelWriter& writer_;
