@@ -10,7 +10,7 @@
 #include "core/common/blas_threads.h"
 #include "core/common/error.h"
 #include "core/prune/pruner.h"
-#include "core/prune/selection.h"
+#include "core/prune/sparsegpt_sweep.h"
 
 namespace pipeprune {
 namespace {
@@ -58,44 +58,6 @@ at::Tensor inverse_upper_cholesky(const at::Tensor& hessian, double percdamp) {
   }
 }
 
-// One block of columns [i1, i2): select, quantize to zero with error feedback inside the block.
-// Returns the block's mask; writes the pruned block into weight and Err1 into err_out.
-at::Tensor prune_block(at::Tensor& weight, const at::Tensor& hinv, int64_t i1, int64_t i2,
-                       const SparsityPattern& pattern, at::Tensor* err_out) {
-  const int64_t count = i2 - i1;
-  at::Tensor w1 = weight.slice(1, i1, i2).clone();
-  at::Tensor q1 = at::zeros_like(w1);
-  at::Tensor err1 = at::zeros_like(w1);
-  const at::Tensor hinv1 = hinv.slice(0, i1, i2).slice(1, i1, i2);
-  at::Tensor mask1;
-  if (!pattern.is_nm()) {
-    const at::Tensor tmp = w1.pow(2).div(at::diag(hinv1).reshape({1, -1}).pow(2));
-    const auto index = static_cast<int64_t>(static_cast<double>(tmp.numel()) * pattern.sparsity);
-    mask1 = at::le(tmp, sorted_value_at(tmp, index).to(tmp.device()));
-  } else {
-    mask1 = at::zeros(w1.sizes(), w1.options().dtype(at::kBool));
-  }
-  for (int64_t i = 0; i < count; ++i) {
-    const at::Tensor w = w1.select(1, i);
-    const at::Tensor d = hinv1.select(0, i).select(0, i);
-    if (pattern.is_nm() && i % pattern.m == 0) {
-      const int64_t end = i + pattern.m;
-      const at::Tensor tmp = w1.slice(1, i, end).pow(2).div(
-          at::diag(hinv1).slice(0, i, end).reshape({1, -1}).pow(2));
-      mask1.slice(1, i, end).copy_(topk_lowest_per_group(tmp, pattern.n, pattern.m));
-    }
-    at::Tensor q = w.clone();
-    q.masked_fill_(mask1.select(1, i), 0);
-    q1.select(1, i).copy_(q);
-    const at::Tensor err = at::sub(w, q).div(d);
-    w1.slice(1, i).sub_(err.unsqueeze(1).matmul(hinv1.select(0, i).slice(0, i).unsqueeze(0)));
-    err1.select(1, i).copy_(err);
-  }
-  weight.slice(1, i1, i2).copy_(q1);
-  *err_out = err1;
-  return mask1;
-}
-
 }  // namespace
 
 at::Tensor sparsegpt_prune(at::Tensor& weight, at::Tensor& hessian, const SparsityPattern& pattern,
@@ -106,10 +68,12 @@ at::Tensor sparsegpt_prune(at::Tensor& weight, at::Tensor& hessian, const Sparsi
   const at::Tensor dead = prepare_hessian(hessian, weight, percdamp);
   const at::Tensor hinv = inverse_upper_cholesky(hessian, percdamp);
   at::Tensor mask = at::zeros(weight.sizes(), weight.options().dtype(at::kBool));
+  const bool cpu = weight.is_cpu();  // CUDA keeps the reference's ATen ops
   for (int64_t i1 = 0; i1 < cols; i1 += blocksize) {
     const int64_t i2 = std::min(i1 + blocksize, cols);
     at::Tensor err1;
-    mask.slice(1, i1, i2).copy_(prune_block(weight, hinv, i1, i2, pattern, &err1));
+    mask.slice(1, i1, i2).copy_(cpu ? sweep_block_cpu(weight, hinv, i1, i2, pattern, &err1)
+                                    : sweep_block_aten(weight, hinv, i1, i2, pattern, &err1));
     // Lazy update of the columns after the block.
     weight.slice(1, i2).sub_(err1.matmul(hinv.slice(0, i1, i2).slice(1, i2)));
   }
