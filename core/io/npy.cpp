@@ -149,6 +149,10 @@ uint64_t read_le(const std::string& bytes, size_t at, size_t n) {
   for (size_t i = n; i-- > 0;) v = (v << 8) | static_cast<uint8_t>(bytes[at + i]);
   return v;
 }
+// A header value for an error message: the header's bytes need not be UTF-8 (the Python
+// literal parser keeps them as they are), and json::dump throws on invalid UTF-8.
+std::string printable(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 
 // Magic, version, header length and the header dict; checks every field it returns.
 NpyHeader parse_header(const std::string& file, const std::string& bytes) {
@@ -169,7 +173,7 @@ NpyHeader parse_header(const std::string& file, const std::string& bytes) {
   PIPEPRUNE_CHECK(dict.is_object() && dict.contains("descr") && dict.contains("fortran_order") && dict.contains("shape"),
                   FormatError, file << ": the .npy header is not a dict with 'descr', 'fortran_order' and 'shape'");
   PIPEPRUNE_CHECK(dict["descr"].is_string(), FormatError,
-                  file << ": structured dtype " << dict["descr"].dump() << " is not supported; save a plain array");
+                  file << ": structured dtype " << printable(dict["descr"]) << " is not supported; save a plain array");
   PIPEPRUNE_CHECK(dict["fortran_order"].is_boolean(), FormatError, file << ": 'fortran_order' is not True or False");
   PIPEPRUNE_CHECK(!dict["fortran_order"].get<bool>(), FormatError,
                   file << ": the array is stored in Fortran order; save it C-ordered (numpy.ascontiguousarray)");
@@ -178,7 +182,7 @@ NpyHeader parse_header(const std::string& file, const std::string& bytes) {
   header.descr = dict["descr"].get<std::string>();
   for (const json& d : dict["shape"]) {
     PIPEPRUNE_CHECK(d.is_number_integer() && d.get<int64_t>() >= 0, FormatError,
-                    file << ": shape " << dict["shape"].dump() << " has a dimension that is not a non-negative integer");
+                    file << ": shape " << printable(dict["shape"]) << " has a dimension that is not a non-negative integer");
     header.shape.push_back(d.get<int64_t>());
     PIPEPRUNE_CHECK(!__builtin_mul_overflow(header.numel, header.shape.back(), &header.numel), FormatError,
                     file << ": shape " << python_tuple(header.shape) << " overflows a 64-bit element count");

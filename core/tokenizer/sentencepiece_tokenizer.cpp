@@ -15,6 +15,21 @@ namespace spm = sentencepiece;
 
 constexpr const char* kLibrary = "libsentencepiece.so.0";
 
+// AddressSanitizer kills the process on any dlopen with RTLD_DEEPBIND (google/sanitizers#611):
+// the library would bind malloc and operator new past the sanitizer's own. Without DEEPBIND the
+// protobuf clash above comes back, so an ASan build refuses tokenizer.model with an error.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
 // The isolated libsentencepiece and the non-virtual functions this file needs from it.
 struct SpmLibrary {
   void (*construct)(spm::SentencePieceProcessor*) = nullptr;
@@ -30,6 +45,10 @@ struct SpmLibrary {
  private:
   static SpmLibrary load() {
     SpmLibrary lib;
+    if (kAddressSanitizer) {
+      lib.error = "this build has AddressSanitizer, which cannot load it; use a build without ASan";
+      return lib;
+    }
     // Never closed: the processors created from it may live until exit.
     void* handle = dlopen(kLibrary, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (handle == nullptr) {

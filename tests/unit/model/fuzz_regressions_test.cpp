@@ -1,12 +1,15 @@
 // Inputs the fuzz targets (fuzz/, scripts/fuzz.sh) found, each refused with a FormatError naming
-// the file. Both of these are JSON numbers too large for a double (e.g. 1e405): nlohmann throws
-// out_of_range for them, not parse_error, and that escaped as an "unexpected error".
+// the file. The first two are JSON numbers too large for a double (e.g. 1e405): nlohmann throws
+// out_of_range for them, not parse_error, and that escaped as an "unexpected error". The third
+// is an .npy header whose shape holds a string of bytes that are not UTF-8: printing it in the
+// error message threw nlohmann's type_error.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <string>
 
 #include "core/common/error.h"
+#include "core/io/npy.h"
 #include "core/io/safetensors.h"
 #include "core/model/model_config.h"
 
@@ -35,6 +38,12 @@ TEST(FuzzRegressions, SafetensorsHeaderNumberOverflow_FormatErrorNamingTheFile) 
   const auto path = kData / "safetensors_number_overflow.safetensors";
   const std::string what = format_error([&] { SafetensorsFile::open(path); });
   EXPECT_NE(what.find(path.string()), std::string::npos) << what;
+}
+
+TEST(FuzzRegressions, NpyHeaderWithInvalidUtf8_FormatErrorNamingTheFile) {
+  const auto path = kData / "npy_invalid_utf8_shape.npy";
+  const std::string what = format_error([&] { read_npy(path); });
+  EXPECT_NE(what.find(path.string() + ": shape"), std::string::npos) << what;
 }
 
 }  // namespace
