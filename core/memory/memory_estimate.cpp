@@ -75,26 +75,15 @@ ReductionShare reduction_share(const ModelConfig& config, const EstimateSettings
   return most;
 }
 
-// Whether a later linear reads the same input as `kind` and so gets a copy of its statistics
-// before `kind` is pruned (q and k hand on to k and v, gate to up).
-bool hands_statistics_on(const ModelConfig& config, LinearKind kind) {
-  for (LinearKind later : layer_linears(config)) {
-    if (static_cast<int>(later) > static_cast<int>(kind) && input_owner(later) == input_owner(kind)) return true;
-  }
-  return false;
-}
-
-// Pruning one linear: its fp32 working copy and the mask computation (the mask included), and
-// for q, k and gate the copy of the shared statistics handed to the next linear first.
+// Pruning one linear: its fp32 working copy and the mask computation (the mask included). The
+// linears sharing an input share what the first one's prune made of the statistics, read-only
+// (SparseGPT's H^-1 factor), which that prune's scratch already counts.
 int64_t layer_mask_scratch(const ModelConfig& config, const EstimateSettings& settings) {
   int64_t largest = 0;
   for (LinearKind kind : layer_linears(config)) {
     const auto shape = linear_shape(config, kind);
     const int64_t weight = shape[0] * shape[1] * 4;
-    const int64_t handed =
-        hands_statistics_on(config, kind) && settings.method != PruneMethod::kMagnitude ? statistics_of(config, settings, kind) : 0;
-    largest = std::max(largest,
-                       weight + mask_scratch_bytes(settings.method, settings.nm_pattern, shape[0], shape[1]) + handed);
+    largest = std::max(largest, weight + mask_scratch_bytes(settings.method, settings.nm_pattern, shape[0], shape[1]));
   }
   return largest;
 }

@@ -58,8 +58,8 @@ void LayerPruner::make_pruners() {
   int64_t group_statistics = 0;
   const auto& group = groups_[group_];
   for (LinearKind kind : group) {
-    // A linear reading another's input gets a copy of that one's statistics when it is pruned
-    // (prune_current_group): q, k and v accumulate one Hessian instead of three.
+    // A linear reading another's input gets what that one's prune made of their statistics
+    // (prune_in_group): q, k and v accumulate and factorise one Hessian instead of three.
     if (input_owner(kind) != kind && in_group(group, input_owner(kind))) continue;
     const auto shape = linear_shape(config_, kind);
     auto pruner = make_linear_pruner(options_.prune, shape[0], shape[1], options_.device, options_.statistics);
@@ -98,16 +98,16 @@ void LayerPruner::prune_in_group(const std::vector<LinearKind>& mine) {
     PIPEPRUNE_CHECK(pruner != nullptr, Error,
                     "layer " << stored_.layer << ": " << linear_short_name(config_, kind)
                              << " is pruned here but its input's statistics are elsewhere");
-    // Hand the shared statistics on to the next linear reading the same input before this
-    // prune consumes them (SparseGPT modifies its Hessian): one extra copy at a time.
+    at::Tensor weight = compute_[kind].weight.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
+    pruner->prune(weight);
+    // Hand what the prune made of the shared statistics (SparseGPT's H^-1 factor) on to the
+    // next linear reading the same input: one factorisation per input, and no copy.
     for (size_t j = i + 1; j < group.size(); ++j) {
       if (input_owner(group[j]) == input_owner(kind) && !pruners_[static_cast<int>(group[j])]) {
         pruners_[static_cast<int>(group[j])] = pruner->clone_for(linear_shape(config_, group[j])[0]);
         break;
       }
     }
-    at::Tensor weight = compute_[kind].weight.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
-    pruner->prune(weight);
     pruner.reset();
     store_pruned(kind, weight.to(at::kCPU).to(stored_[kind].weight.scalar_type()).contiguous());
     result_.linears[static_cast<int>(kind)].seconds_mask = seconds_since(start);

@@ -17,6 +17,14 @@
 namespace pipeprune {
 namespace {
 
+// What prune() makes of the accumulated statistic, read-only from then on, so that the linears
+// reading one input share it (clone_for after prune): Wanda's scaler_row as it is, SparseGPT's
+// H^-1 factor (`values`) and dead input columns.
+struct PreparedStatistic {
+  at::Tensor values;
+  at::Tensor dead;
+};
+
 // What a calibrated method keeps about a linear's input, and how it prunes from it.
 struct CalibrationStatistic {
   // The statistic of a linear with `cols` inputs, fp32.
@@ -26,8 +34,10 @@ struct CalibrationStatistic {
   // The same terms as plain sums (StatisticMode::kBlockSums), and the statistic from a sum.
   void (*add_to_sum)(at::Tensor& sum, const at::Tensor& input);
   void (*mean_of_sum)(at::Tensor& sum, int64_t n_samples);
-  // Prunes `weight` in place from the statistic, which it may modify, and returns the mask.
-  at::Tensor (*prune)(at::Tensor& weight, at::Tensor& statistic, const PruneOptions& options);
+  // Makes what pruning reads from the statistic, consuming it.
+  PreparedStatistic (*prepare)(at::Tensor statistic, const PruneOptions& options);
+  // Prunes `weight` in place and returns the mask.
+  at::Tensor (*prune)(at::Tensor& weight, const PreparedStatistic& prepared, const PruneOptions& options);
 };
 
 // Wanda: the running mean of ||x_j||^2 per input column (scaler_row).
@@ -36,20 +46,26 @@ const CalibrationStatistic kWandaStatistic{
     add_wanda_batch,
     add_wanda_sum,
     wanda_mean_of_sum,
-    [](at::Tensor& weight, at::Tensor& scaler_row, const PruneOptions& options) {
-      at::Tensor mask = wanda_mask(weight, scaler_row, options.pattern, options.use_variant);
+    [](at::Tensor scaler_row, const PruneOptions&) { return PreparedStatistic{std::move(scaler_row), {}}; },
+    [](at::Tensor& weight, const PreparedStatistic& prepared, const PruneOptions& options) {
+      at::Tensor mask = wanda_mask(weight, prepared.values, options.pattern, options.use_variant);
       weight.masked_fill_(mask, 0);
       return mask;
     }};
 
-// SparseGPT: the running mean of 2 x^T x (the Hessian), consumed by the sweep.
+// SparseGPT: the running mean of 2 x^T x (the Hessian), made into its H^-1 factor.
 const CalibrationStatistic kSparseGptStatistic{
     [](int64_t cols) { return std::vector<int64_t>{cols, cols}; },
     add_hessian_batch,
     add_hessian_sum,
     hessian_mean_of_sum,
-    [](at::Tensor& weight, at::Tensor& hessian, const PruneOptions& options) {
-      return sparsegpt_prune(weight, hessian, options.pattern, options.blocksize, options.percdamp);
+    [](at::Tensor hessian, const PruneOptions& options) {
+      SparseGptInverse inverse = sparsegpt_inverse(hessian, options.percdamp);
+      return PreparedStatistic{std::move(inverse.hinv), std::move(inverse.dead)};
+    },
+    [](at::Tensor& weight, const PreparedStatistic& prepared, const PruneOptions& options) {
+      return sparsegpt_prune(weight, SparseGptInverse{prepared.dead, prepared.values}, options.pattern,
+                             options.blocksize);
     }};
 
 const CalibrationStatistic* statistic_of(PruneMethod method) {
@@ -135,21 +151,34 @@ class CalibratedPruner final : public LinearPruner {
 
   at::Tensor prune(at::Tensor& weight) override {
     check_weight(weight, rows_, cols_);
-    require_statistic("prune");
-    PIPEPRUNE_CHECK(n_samples_ > 0, Error,
-                    prune_method_name(options_.method) << " prune() needs calibration inputs: call add_batch first");
     c10::InferenceMode guard;
-    // The reference consumes its statistic (del self.H); dropping ours before the sweep keeps
-    // SparseGPT's peak at H + Hinv.
-    at::Tensor statistic = std::move(statistic_);
-    statistic_ = at::Tensor();
-    return statistic_kind_.prune(weight, statistic, options_);
+    if (!prepared_.values.defined()) {
+      require_statistic("prune");
+      PIPEPRUNE_CHECK(n_samples_ > 0, Error,
+                      prune_method_name(options_.method) << " prune() needs calibration inputs: call add_batch first");
+      // The reference consumes its statistic (del self.H); handing ours over keeps SparseGPT's
+      // peak at H + Hinv.
+      prepared_ = statistic_kind_.prepare(std::move(statistic_), options_);
+      statistic_ = at::Tensor();
+    }
+    return statistic_kind_.prune(weight, prepared_, options_);
   }
 
-  int64_t bytes_statistics() const override { return statistic_.defined() ? statistic_.nbytes() : 0; }
-  void release() override { statistic_ = at::Tensor(); }
+  int64_t bytes_statistics() const override {
+    if (statistic_.defined()) return statistic_.nbytes();
+    return prepared_.values.defined() ? prepared_.values.nbytes() : 0;
+  }
+  void release() override {
+    statistic_ = at::Tensor();
+    prepared_ = PreparedStatistic{};
+  }
 
   std::unique_ptr<LinearPruner> clone_for(int64_t rows) const override {
+    if (prepared_.values.defined()) {  // after prune(): share what it made (read-only)
+      auto clone = std::unique_ptr<CalibratedPruner>(new CalibratedPruner(options_, rows, cols_, at::Tensor(), n_samples_));
+      clone->prepared_ = prepared_;
+      return clone;
+    }
     require_statistic("clone_for");
     c10::InferenceMode guard;
     return std::unique_ptr<CalibratedPruner>(new CalibratedPruner(options_, rows, cols_, statistic_.clone(), n_samples_));
@@ -180,6 +209,7 @@ class CalibratedPruner final : public LinearPruner {
   int64_t rows_;
   int64_t cols_;
   at::Tensor statistic_;
+  PreparedStatistic prepared_;  // after prune(), until release()
   int64_t n_samples_ = 0;
   StatisticMode mode_ = StatisticMode::kRunningMean;
 };

@@ -42,8 +42,10 @@ class LinearPruner {
   // Frees the statistics (after prune()).
   virtual void release() = 0;
   // A pruner of the same method for another linear that reads the same input (q, k and v;
-  // gate and up), holding a copy of these statistics: accumulating them once gives the same
-  // bits as accumulating them per linear. Call before prune(), which may consume them.
+  // gate and up): accumulating the statistics once gives the same bits as accumulating them per
+  // linear. Before prune() it holds a copy of the statistics; after prune() (and before
+  // release()) it shares what prune() made of them, read-only: SparseGPT's H^-1 factor, so the
+  // input's Hessian is factorised once, not once per linear.
   virtual std::unique_ptr<LinearPruner> clone_for(int64_t rows) const = 0;
 
   // StatisticMode::kBlockSums only. The sum of the terms of the sequences added since the last
@@ -69,8 +71,20 @@ at::Tensor magnitude_mask(const at::Tensor& weight, const SparsityPattern& patte
 at::Tensor wanda_mask(const at::Tensor& weight, const at::Tensor& scaler_row,
                       const SparsityPattern& pattern, bool use_variant);
 // Prunes weight ([rows, cols] fp32) in place given the Hessian H ([cols, cols] fp32, the
-// running mean of 2 x^T x; modified: dead channels and damping are applied to it). Returns the mask.
+// running mean of 2 x^T x; modified: dead channels and damping are applied to it). Returns the
+// mask. The same as sparsegpt_prune(weight, sparsegpt_inverse(hessian, percdamp), ...).
 at::Tensor sparsegpt_prune(at::Tensor& weight, at::Tensor& hessian, const SparsityPattern& pattern,
                            int64_t blocksize, double percdamp);
+// What SparseGPT's sweep reads of a Hessian: its dead input columns (diag == 0, [cols] bool) and
+// the upper Cholesky factor of the damped H^-1. Read-only once made, so the linears reading one
+// input (q, k, v; gate, up) share one instead of factorising the same matrix again.
+struct SparseGptInverse {
+  at::Tensor dead;
+  at::Tensor hinv;
+};
+// Modifies `hessian` (dead channels set to 1, damping added) as the reference does.
+SparseGptInverse sparsegpt_inverse(at::Tensor& hessian, double percdamp);
+at::Tensor sparsegpt_prune(at::Tensor& weight, const SparseGptInverse& inverse, const SparsityPattern& pattern,
+                           int64_t blocksize);
 
 }  // namespace pipeprune

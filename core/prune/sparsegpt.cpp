@@ -15,31 +15,25 @@
 namespace pipeprune {
 namespace {
 
-void check_arguments(const at::Tensor& weight, const at::Tensor& hessian,
-                     const SparsityPattern& pattern, int64_t blocksize, double percdamp) {
+void check_hessian(const at::Tensor& hessian, double percdamp) {
+  PIPEPRUNE_CHECK(hessian.dim() == 2 && hessian.size(0) == hessian.size(1) && hessian.numel() > 0 &&
+                      hessian.scalar_type() == at::kFloat,
+                  Error, "sparsegpt: the Hessian must be a square fp32 matrix, got " << hessian.sizes());
+  PIPEPRUNE_CHECK(std::isfinite(percdamp) && percdamp >= 0.0, ConfigError,
+                  "--percdamp " << percdamp << " must be a finite fraction >= 0 (the reference uses 0.01)");
+}
+
+void check_weight(const at::Tensor& weight, const SparseGptInverse& inverse, const SparsityPattern& pattern,
+                  int64_t blocksize) {
   PIPEPRUNE_CHECK(weight.dim() == 2 && weight.numel() > 0 && weight.scalar_type() == at::kFloat,
                   Error,
                   "sparsegpt_prune: weight must be a non-empty 2-D fp32 tensor, got "
                       << weight.sizes() << " " << weight.scalar_type());
   const int64_t cols = weight.size(1);
-  PIPEPRUNE_CHECK(hessian.dim() == 2 && hessian.size(0) == cols && hessian.size(1) == cols &&
-                      hessian.scalar_type() == at::kFloat,
-                  Error,
-                  "sparsegpt_prune: Hessian " << hessian.sizes() << " does not match weight "
-                                              << weight.sizes());
-  validate_sparsegpt_settings(pattern, blocksize, percdamp);
+  PIPEPRUNE_CHECK(inverse.hinv.dim() == 2 && inverse.hinv.size(0) == cols && inverse.hinv.size(1) == cols, Error,
+                  "sparsegpt_prune: Hessian " << inverse.hinv.sizes() << " does not match weight " << weight.sizes());
+  validate_sparsegpt_settings(pattern, blocksize, 0.0);
   if (pattern.is_nm()) pattern.check_columns(cols, "weight");
-}
-
-// Dead inputs, damping and the upper Cholesky factor of H^-1, as the reference computes them.
-// Returns the dead-column mask [cols].
-at::Tensor prepare_hessian(at::Tensor& hessian, at::Tensor& weight, double percdamp) {
-  const at::Tensor dead = at::eq(at::diag(hessian), 0);
-  hessian.diagonal().masked_fill_(dead, 1);
-  weight.masked_fill_(dead.reshape({1, -1}), 0);
-  const at::Tensor damp = at::mean(at::diag(hessian)).mul(percdamp);
-  hessian.diagonal().add_(damp);
-  return dead;
 }
 
 at::Tensor inverse_upper_cholesky(const at::Tensor& hessian, double percdamp) {
@@ -60,13 +54,26 @@ at::Tensor inverse_upper_cholesky(const at::Tensor& hessian, double percdamp) {
 
 }  // namespace
 
-at::Tensor sparsegpt_prune(at::Tensor& weight, at::Tensor& hessian, const SparsityPattern& pattern,
-                           int64_t blocksize, double percdamp) {
-  check_arguments(weight, hessian, pattern, blocksize, percdamp);
+SparseGptInverse sparsegpt_inverse(at::Tensor& hessian, double percdamp) {
+  check_hessian(hessian, percdamp);
+  c10::InferenceMode guard;
+  // Dead inputs and damping, as the reference applies them, then the factor.
+  SparseGptInverse inverse;
+  inverse.dead = at::eq(at::diag(hessian), 0);
+  hessian.diagonal().masked_fill_(inverse.dead, 1);
+  const at::Tensor damp = at::mean(at::diag(hessian)).mul(percdamp);
+  hessian.diagonal().add_(damp);
+  inverse.hinv = inverse_upper_cholesky(hessian, percdamp);
+  return inverse;
+}
+
+at::Tensor sparsegpt_prune(at::Tensor& weight, const SparseGptInverse& inverse, const SparsityPattern& pattern,
+                           int64_t blocksize) {
+  check_weight(weight, inverse, pattern, blocksize);
   c10::InferenceMode guard;
   const int64_t cols = weight.size(1);
-  const at::Tensor dead = prepare_hessian(hessian, weight, percdamp);
-  const at::Tensor hinv = inverse_upper_cholesky(hessian, percdamp);
+  const at::Tensor& hinv = inverse.hinv;
+  weight.masked_fill_(inverse.dead.reshape({1, -1}), 0);
   at::Tensor mask = at::zeros(weight.sizes(), weight.options().dtype(at::kBool));
   const bool cpu = weight.is_cpu();  // CUDA keeps the reference's ATen ops
   for (int64_t i1 = 0; i1 < cols; i1 += blocksize) {
@@ -78,8 +85,16 @@ at::Tensor sparsegpt_prune(at::Tensor& weight, at::Tensor& hessian, const Sparsi
     weight.slice(1, i2).sub_(err1.matmul(hinv.slice(0, i1, i2).slice(1, i2)));
   }
   // Dead inputs were zeroed before selection; they are pruned whether or not selected.
-  mask.logical_or_(dead.reshape({1, -1}));
+  mask.logical_or_(inverse.dead.reshape({1, -1}));
   return mask;
+}
+
+at::Tensor sparsegpt_prune(at::Tensor& weight, at::Tensor& hessian, const SparsityPattern& pattern,
+                           int64_t blocksize, double percdamp) {
+  PIPEPRUNE_CHECK(hessian.dim() == 2 && weight.dim() == 2 && hessian.size(0) == weight.size(1), Error,
+                  "sparsegpt_prune: Hessian " << hessian.sizes() << " does not match weight " << weight.sizes());
+  validate_sparsegpt_settings(pattern, blocksize, percdamp);
+  return sparsegpt_prune(weight, sparsegpt_inverse(hessian, percdamp), pattern, blocksize);
 }
 
 }  // namespace pipeprune

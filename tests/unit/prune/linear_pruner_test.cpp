@@ -102,6 +102,30 @@ TEST(LinearPruner, CloneFor_SameResultAsOwnStatistics) {
   }
 }
 
+// After prune(), the clone shares what the prune made of the statistics (SparseGPT's H^-1
+// factor, made once per input): the same masks and weights as a pruner with its own
+// statistics, and the clone's prune leaves the shared factor as it was.
+TEST(LinearPruner, CloneForAfterPrune_SharesTheFactorWithTheSameResult) {
+  for (PruneMethod method : {PruneMethod::kMagnitude, PruneMethod::kWanda, PruneMethod::kSparseGPT}) {
+    constexpr int64_t kOtherRows = 8;
+    auto first = make_linear_pruner(options_for(method), kRows, kCols, at::kCPU);
+    first->add_batch(inputs(3));
+    at::Tensor w_first = weights(4);
+    first->prune(w_first);
+    auto copy = first->clone_for(kOtherRows);
+    auto again = first->clone_for(kOtherRows);
+    first->release();
+    for (auto* shared : {copy.get(), again.get()}) {
+      auto own = make_linear_pruner(options_for(method), kOtherRows, kCols, at::kCPU);
+      own->add_batch(inputs(3));
+      at::Tensor w_copy = weights(5).slice(0, 0, kOtherRows).clone();
+      at::Tensor w_own = w_copy.clone();
+      EXPECT_TRUE(at::equal(shared->prune(w_copy), own->prune(w_own))) << prune_method_name(method);
+      EXPECT_TRUE(at::equal(w_copy, w_own)) << prune_method_name(method);
+    }
+  }
+}
+
 TEST(LinearPruner, BytesStatistics_MatchPlannerAndRelease) {
   for (PruneMethod method : {PruneMethod::kWanda, PruneMethod::kSparseGPT}) {
     auto pruner = make_linear_pruner(options_for(method), kRows, kCols, at::kCPU);
