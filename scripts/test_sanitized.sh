@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds pipeprune and its tests with AddressSanitizer + UndefinedBehaviorSanitizer into
 # build-asan/ and runs the unit tests there (ctest label "unit" without the "big" shards; the
-# MPI tests stay on the plain build, see docs/running.md). Extra arguments go to ctest.
+# MPI tests stay on the plain build, see docs/testing.md). Extra arguments go to ctest.
 # LeakSanitizer is off: LibTorch and Open MPI keep allocations alive until exit by design.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
