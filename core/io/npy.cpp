@@ -149,10 +149,10 @@ uint64_t read_le(const std::string& bytes, size_t at, size_t n) {
   for (size_t i = n; i-- > 0;) v = (v << 8) | static_cast<uint8_t>(bytes[at + i]);
   return v;
 }
+
 // A header value for an error message: the header's bytes need not be UTF-8 (the Python
 // literal parser keeps them as they are), and json::dump throws on invalid UTF-8.
 std::string printable(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
-
 
 // Magic, version, header length and the header dict; checks every field it returns.
 NpyHeader parse_header(const std::string& file, const std::string& bytes) {

@@ -19,8 +19,7 @@ void check_hessian(const at::Tensor& hessian, double percdamp) {
   PIPEPRUNE_CHECK(hessian.dim() == 2 && hessian.size(0) == hessian.size(1) && hessian.numel() > 0 &&
                       hessian.scalar_type() == at::kFloat,
                   Error, "sparsegpt: the Hessian must be a square fp32 matrix, got " << hessian.sizes());
-  PIPEPRUNE_CHECK(std::isfinite(percdamp) && percdamp >= 0.0, ConfigError,
-                  "--percdamp " << percdamp << " must be a finite fraction >= 0 (the reference uses 0.01)");
+  validate_sparsegpt_settings(SparsityPattern{}, /*blocksize=*/1, percdamp);  // percdamp only
 }
 
 void check_weight(const at::Tensor& weight, const SparseGptInverse& inverse, const SparsityPattern& pattern,
@@ -32,7 +31,7 @@ void check_weight(const at::Tensor& weight, const SparseGptInverse& inverse, con
   const int64_t cols = weight.size(1);
   PIPEPRUNE_CHECK(inverse.hinv.dim() == 2 && inverse.hinv.size(0) == cols && inverse.hinv.size(1) == cols, Error,
                   "sparsegpt_prune: Hessian " << inverse.hinv.sizes() << " does not match weight " << weight.sizes());
-  validate_sparsegpt_settings(pattern, blocksize, 0.0);
+  validate_sparsegpt_settings(pattern, blocksize, /*percdamp=*/0.0);  // percdamp was the inverse's
   if (pattern.is_nm()) pattern.check_columns(cols, "weight");
 }
 
@@ -91,9 +90,10 @@ at::Tensor sparsegpt_prune(at::Tensor& weight, const SparseGptInverse& inverse, 
 
 at::Tensor sparsegpt_prune(at::Tensor& weight, at::Tensor& hessian, const SparsityPattern& pattern,
                            int64_t blocksize, double percdamp) {
+  // Settings and shapes are checked before the Hessian is factorised (and modified).
+  validate_sparsegpt_settings(pattern, blocksize, percdamp);
   PIPEPRUNE_CHECK(hessian.dim() == 2 && weight.dim() == 2 && hessian.size(0) == weight.size(1), Error,
                   "sparsegpt_prune: Hessian " << hessian.sizes() << " does not match weight " << weight.sizes());
-  validate_sparsegpt_settings(pattern, blocksize, percdamp);
   return sparsegpt_prune(weight, sparsegpt_inverse(hessian, percdamp), pattern, blocksize);
 }
 
