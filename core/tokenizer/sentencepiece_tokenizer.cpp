@@ -6,6 +6,7 @@
 #include <new>
 
 #include "core/common/error.h"
+#include "core/common/sanitizer.h"
 #include "core/tokenizer/unicode_text.h"
 
 namespace pipeprune::tok {
@@ -18,17 +19,6 @@ constexpr const char* kLibrary = "libsentencepiece.so.0";
 // AddressSanitizer kills the process on any dlopen with RTLD_DEEPBIND (google/sanitizers#611):
 // the library would bind malloc and operator new past the sanitizer's own. Without DEEPBIND the
 // protobuf clash above comes back, so an ASan build refuses tokenizer.model with an error.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAddressSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAddressSanitizer = true;
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
 
 // The isolated libsentencepiece and the non-virtual functions this file needs from it.
 struct SpmLibrary {

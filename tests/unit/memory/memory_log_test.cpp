@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/common/error.h"
+#include "core/common/sanitizer.h"
 
 namespace pipeprune {
 namespace {
@@ -79,8 +80,9 @@ TEST(MemoryLog, TouchingTwoHundredMegabytes_RssRisesThenPeakStays) {
   const auto& rows = log.rows();
   EXPECT_GE(rows[1].host_rss_bytes - rows[0].host_rss_bytes, 150 * kMiB);
   EXPECT_GE(rows[1].host_peak_bytes - rows[0].host_rss_bytes, 150 * kMiB);
-  // glibc returns a block this large to the kernel at once; the peak remembers it.
-  EXPECT_LE(rows[2].host_rss_bytes, rows[1].host_rss_bytes - 150 * kMiB);
+  // glibc returns a block this large to the kernel at once; the peak remembers it. An ASan
+  // build keeps freed memory resident in its quarantine, so there the fall is not checked.
+  if (!kAddressSanitizer) EXPECT_LE(rows[2].host_rss_bytes, rows[1].host_rss_bytes - 150 * kMiB);
   EXPECT_GE(rows[2].host_peak_bytes, rows[1].host_peak_bytes);
 }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "core/common/error.h"
+#include "core/common/sanitizer.h"
 #include "core/tokenizer/tokenizer.h"
 #include "unit/tokenizer/tokenizer_test_util.h"
 
@@ -13,6 +14,15 @@ namespace pipeprune {
 namespace {
 
 namespace fs = std::filesystem;
+
+// An ASan build cannot load libsentencepiece (core/common/sanitizer.h): these cases skip there,
+// and the last test checks the refusal instead.
+class SentencePieceModel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (kAddressSanitizer) GTEST_SKIP() << "AddressSanitizer build: libsentencepiece cannot be loaded";
+  }
+};
 
 std::unique_ptr<Tokenizer> llama2_model() {
   const auto start = std::chrono::steady_clock::now();
@@ -22,7 +32,7 @@ std::unique_ptr<Tokenizer> llama2_model() {
   return tokenizer;
 }
 
-TEST(SentencePieceModel, Llama2Cases_AllExact) {
+TEST_F(SentencePieceModel, Llama2Cases_AllExact) {
   auto tokenizer = llama2_model();
   const auto cases = test::load_cases(test::repo_fixture("llama2") / "cases.json");
   ASSERT_EQ(cases.size(), 51u);
@@ -33,7 +43,7 @@ TEST(SentencePieceModel, Llama2Cases_AllExact) {
   }
 }
 
-TEST(SentencePieceModel, SpecialIds_FromConfigAndModel) {
+TEST_F(SentencePieceModel, SpecialIds_FromConfigAndModel) {
   auto tokenizer = llama2_model();
   EXPECT_EQ(tokenizer->vocab_size(), 32000);
   EXPECT_EQ(tokenizer->bos_id(), std::optional<int64_t>(1));
@@ -46,7 +56,7 @@ TEST(SentencePieceModel, SpecialIds_FromConfigAndModel) {
 }
 
 // A bare tokenizer.model (no config files beside it) adds SentencePiece's own BOS.
-TEST(SentencePieceModel, BareModel_UsesModelBosEos) {
+TEST_F(SentencePieceModel, BareModel_UsesModelBosEos) {
   const fs::path dir = fs::temp_directory_path() / "pipeprune_tokenizer_bare_model";
   fs::remove_all(dir);
   fs::create_directories(dir);
@@ -58,7 +68,7 @@ TEST(SentencePieceModel, BareModel_UsesModelBosEos) {
   fs::remove_all(dir);
 }
 
-TEST(SentencePieceModel, DecodeKeepingSpecials_ShowsControlPieces) {
+TEST_F(SentencePieceModel, DecodeKeepingSpecials_ShowsControlPieces) {
   auto tokenizer = llama2_model();
   const std::vector<int64_t> ids = {1, 15043, 2, 15043};  // <s> ▁Hello </s> ▁Hello
   EXPECT_EQ(tokenizer->decode(ids), "Hello Hello");
@@ -69,7 +79,7 @@ TEST(SentencePieceModel, DecodeKeepingSpecials_ShowsControlPieces) {
 
 // Two independent implementations (libsentencepiece and our tokenizer.json BPE) agree line
 // by line on the TinyStories text, including the lines that need byte fallback.
-TEST(SentencePieceModel, TinyStoriesLines_EqualTokenizerJson) {
+TEST_F(SentencePieceModel, TinyStoriesLines_EqualTokenizerJson) {
   auto model = llama2_model();
   auto json = load_tokenizer_json(test::repo_fixture("llama2") / "tokenizer.json");
   const std::vector<std::string> lines = test::lines_of(test::slurp(test::tinystories_text()));
@@ -84,7 +94,7 @@ TEST(SentencePieceModel, TinyStoriesLines_EqualTokenizerJson) {
   EXPECT_EQ(mismatches, 0u);
 }
 
-TEST(SentencePieceModel, NotAModel_FormatErrorNamingFile) {
+TEST_F(SentencePieceModel, NotAModel_FormatErrorNamingFile) {
   const fs::path bogus = fs::temp_directory_path() / "pipeprune_bogus_tokenizer.model";
   {
     std::ofstream out(bogus);
@@ -99,6 +109,21 @@ TEST(SentencePieceModel, NotAModel_FormatErrorNamingFile) {
   }
   EXPECT_THROW(load_sentencepiece_model(bogus.string() + ".missing"), IoError);
   fs::remove(bogus);
+}
+
+TEST(SentencePieceModelUnderAsan, Load_OneLineIoErrorNamingFileAndWhatToDo) {
+  if (!kAddressSanitizer) GTEST_SKIP() << "only an AddressSanitizer build refuses tokenizer.model";
+  const fs::path model = test::repo_fixture("llama2") / "tokenizer.model";
+  try {
+    load_sentencepiece_model(model);
+    FAIL() << "expected IoError";
+  } catch (const IoError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(model.string()), std::string::npos) << what;
+    EXPECT_NE(what.find("AddressSanitizer"), std::string::npos) << what;
+    EXPECT_NE(what.find("tokenizer.json"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
 }
 
 }  // namespace
