@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -17,17 +18,129 @@ namespace {
 
 // An unsigned key ordered as torch.sort / kthvalue order floats (ascending, NaN last), equal
 // exactly for values that sort as ties (-0 == +0, every NaN alike). Selecting on integers
-// avoids the NaN branches of a float comparator.
+// avoids the NaN branches of a float comparator; branch-free, so its loops vectorize.
 inline uint32_t order_key(float x) {
-  if (std::isnan(x)) return 0xFFFFFFFFu;
-  uint32_t bits = 0;
   const float canonical = x + 0.0f;  // -0 -> +0
+  uint32_t bits = 0;
   std::memcpy(&bits, &canonical, sizeof(bits));
-  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+  // Negative: every bit flipped; otherwise the sign bit set.
+  const uint32_t flip = static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31) | 0x80000000u;
+  // NaN by its bits (exponent all ones, mantissa not 0): an integer test keeps loops vectorized.
+  return (bits & 0x7FFFFFFFu) > 0x7F800000u ? 0xFFFFFFFFu : bits ^ flip;
 }
 
 at::Tensor host_floats(const at::Tensor& scores) {
   return scores.to(at::kCPU, at::kFloat).contiguous();
+}
+
+// Keys are ranked first by 12 of their top bits: the k-th smallest lies in one bucket of the
+// histogram, and only that bucket's keys (a few percent of a row of weights) need nth_element.
+// The bucket is the sign, the exponent and 3 mantissa bits; when every key of a row is >= +0
+// or NaN (Wanda's and magnitude's scores), the sign is the same for all and 4 mantissa bits
+// are used instead, halving the candidates. Either way the bucket is monotone in the key.
+constexpr int kBucketBits = 12;
+constexpr int64_t kBuckets = int64_t{1} << kBucketBits;
+constexpr uint32_t kNonNegative = 0x80000000u;  // set in the key of every value >= +0 and of NaN
+inline uint32_t bucket_of(uint32_t key, int shift) { return (key >> shift) & (kBuckets - 1); }
+inline int bucket_shift(uint32_t and_of_keys) { return (and_of_keys & kNonNegative) ? 31 - kBucketBits : 32 - kBucketBits; }
+
+// The bucket holding sorted position `index` of keys counted in `counts`, and how many keys lie
+// in the buckets below it.
+template <typename Count>
+std::pair<uint32_t, int64_t> bucket_at(const Count* counts, int64_t index) {
+  uint32_t bucket = 0;
+  int64_t below = 0;
+  while (below + static_cast<int64_t>(counts[bucket]) <= index) below += counts[bucket++];
+  return {bucket, below};
+}
+
+// Scratch space of one thread's rows.
+struct RowScratch {
+  explicit RowScratch(int64_t cols)
+      : keys(static_cast<size_t>(cols)), counts(kBuckets), candidates(static_cast<size_t>(cols)) {}
+  std::vector<uint32_t> keys;
+  std::vector<uint32_t> counts;
+  std::vector<uint32_t> candidates;
+};
+
+// The row loops, each built for AVX-512, AVX2 and plain x86-64 and picked at run time.
+#define PIPEPRUNE_ROW_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
+
+// keys[j] = order_key(row[j]); returns the AND of the keys.
+PIPEPRUNE_ROW_KERNEL uint32_t keys_of_row(const float* row, int64_t cols, uint32_t* keys) {
+  uint32_t and_of_keys = ~0u;
+  for (int64_t j = 0; j < cols; ++j) {
+    keys[j] = order_key(row[j]);
+    and_of_keys &= keys[j];
+  }
+  return and_of_keys;
+}
+
+// keys[j] = order_key(|row[j]| * scale[j]), the reference's abs(W) * sqrt(scaler_row) as one
+// exactly rounded fp32 product; returns the AND of the keys.
+PIPEPRUNE_ROW_KERNEL uint32_t keys_of_scaled_row(const float* row, const float* scale, int64_t cols,
+                                                 uint32_t* keys) {
+  uint32_t and_of_keys = ~0u;
+  for (int64_t j = 0; j < cols; ++j) {
+    keys[j] = order_key(std::fabs(row[j]) * scale[j]);
+    and_of_keys &= keys[j];
+  }
+  return and_of_keys;
+}
+
+PIPEPRUNE_ROW_KERNEL void count_buckets(const uint32_t* keys, int64_t cols, int shift, uint32_t* counts) {
+  std::fill(counts, counts + kBuckets, 0u);
+  for (int64_t j = 0; j < cols; ++j) ++counts[bucket_of(keys[j], shift)];
+}
+
+// The keys of one bucket, in column order (branch-free); returns how many.
+PIPEPRUNE_ROW_KERNEL int64_t gather_bucket(const uint32_t* keys, int64_t cols, int shift, uint32_t bucket,
+                                           uint32_t* out) {
+  int64_t n = 0;
+  for (int64_t j = 0; j < cols; ++j) {
+    out[n] = keys[j];
+    n += bucket_of(keys[j], shift) == bucket ? 1 : 0;
+  }
+  return n;
+}
+
+// mask[j] = keys[j] <= kth; returns how many are marked.
+PIPEPRUNE_ROW_KERNEL int64_t mark_up_to(const uint32_t* keys, int64_t cols, uint32_t kth, bool* mask) {
+  int64_t marked = 0;
+  for (int64_t j = 0; j < cols; ++j) {
+    const bool low = keys[j] <= kth;
+    mask[j] = low;
+    marked += low ? 1 : 0;
+  }
+  return marked;
+}
+
+// Marks the first k of a stable ascending sort of one row whose keys are in `scratch.keys`
+// (`and_of_keys`: their bitwise AND): every key below the k-th smallest, then its ties from
+// the lowest column.
+void mask_row_lowest(RowScratch& scratch, uint32_t and_of_keys, int64_t cols, int64_t k, bool* mask) {
+  const uint32_t* keys = scratch.keys.data();
+  if (k == 0) {
+    std::fill(mask, mask + cols, false);
+    return;
+  }
+  const int shift = bucket_shift(and_of_keys);
+  count_buckets(keys, cols, shift, scratch.counts.data());
+  const auto [bucket, below] = bucket_at(scratch.counts.data(), k - 1);
+  uint32_t* candidates = scratch.candidates.data();
+  const int64_t n = gather_bucket(keys, cols, shift, bucket, candidates);
+  uint32_t* nth = candidates + (k - 1 - below);
+  std::nth_element(candidates, nth, candidates + n);
+  // In a row with more ties of the k-th than fit, the excess ties are unmarked from the
+  // highest column down (a stable sort keeps the lowest).
+  const uint32_t kth = *nth;
+  int64_t marked = mark_up_to(keys, cols, kth, mask);
+  for (int64_t j = cols - 1; marked > k; --j) {
+    if (keys[j] == kth) {
+      mask[j] = false;
+      --marked;
+    }
+  }
 }
 
 // Per-row work in chunks of rows; rows are independent so any split gives the same mask.
@@ -50,11 +163,27 @@ at::Tensor sorted_value_at(const at::Tensor& scores, int64_t index) {
   const at::Tensor host = host_floats(scores);
   const float* data = host.data_ptr<float>();
   const int64_t numel = host.numel();
-  std::vector<uint32_t> keys(static_cast<size_t>(numel));
-  for (int64_t i = 0; i < numel; ++i) keys[i] = order_key(data[i]);
-  std::nth_element(keys.begin(), keys.begin() + index, keys.end());
+  // One histogram of the whole tensor (chunks counted in parallel), then the one bucket's keys.
+  constexpr int kShift = 32 - kBucketBits;
+  std::vector<int64_t> counts(kBuckets, 0);
+  std::mutex merge;
+  at::parallel_for(0, numel, int64_t{1} << 16, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> local(kBuckets, 0);
+    for (int64_t i = begin; i < end; ++i) ++local[bucket_of(order_key(data[i]), kShift)];
+    const std::lock_guard<std::mutex> lock(merge);
+    for (int64_t b = 0; b < kBuckets; ++b) counts[b] += local[b];
+  });
+  const auto [bucket, below] = bucket_at(counts.data(), index);
+  std::vector<uint32_t> candidates;
+  candidates.reserve(static_cast<size_t>(counts[bucket]));
+  for (int64_t i = 0; i < numel; ++i) {
+    const uint32_t key = order_key(data[i]);
+    if (bucket_of(key, kShift) == bucket) candidates.push_back(key);
+  }
+  const auto nth = candidates.begin() + (index - below);
+  std::nth_element(candidates.begin(), nth, candidates.end());
   // Any element with the selected key is the value at that sorted position.
-  const uint32_t target = keys[index];
+  const uint32_t target = *nth;
   float value = 0;
   for (int64_t i = 0; i < numel; ++i) {
     if (order_key(data[i]) == target) {
@@ -72,33 +201,46 @@ at::Tensor stable_lowest_per_row(const at::Tensor& scores, int64_t k) {
   PIPEPRUNE_CHECK(k >= 0 && k <= cols, Error,
                   "stable_lowest_per_row: k=" << k << " outside [0, " << cols << "]");
   const at::Tensor host = host_floats(scores);
-  at::Tensor mask = at::zeros({rows, cols}, at::TensorOptions().dtype(at::kBool));
-  if (k > 0 && rows > 0) {
-    const float* in = host.data_ptr<float>();
-    bool* out = mask.data_ptr<bool>();
-    for_each_row(rows, cols, [&](int64_t begin, int64_t end) {
-      std::vector<uint32_t> keys(cols);
-      std::vector<uint32_t> buffer(cols);
-      for (int64_t r = begin; r < end; ++r) {
-        const float* row = in + r * cols;
-        bool* row_mask = out + r * cols;
-        for (int64_t j = 0; j < cols; ++j) keys[j] = order_key(row[j]);
-        buffer = keys;
-        std::nth_element(buffer.begin(), buffer.begin() + (k - 1), buffer.end());
-        const uint32_t kth = buffer[k - 1];
-        int64_t below = 0;
-        for (int64_t j = 0; j < cols; ++j) below += keys[j] < kth ? 1 : 0;
-        // Ties of the k-th value go in column order, as a stable sort leaves them.
-        int64_t ties_left = k - below;
-        for (int64_t j = 0; j < cols; ++j) {
-          const bool tie = keys[j] == kth && ties_left > 0;
-          ties_left -= tie ? 1 : 0;
-          row_mask[j] = keys[j] < kth || tie;
-        }
-      }
-    });
-  }
+  at::Tensor mask = at::empty({rows, cols}, at::TensorOptions().dtype(at::kBool));
+  const float* in = host.data_ptr<float>();
+  bool* out = mask.data_ptr<bool>();
+  for_each_row(rows, cols, [&](int64_t begin, int64_t end) {
+    RowScratch scratch(cols);
+    for (int64_t r = begin; r < end; ++r) {
+      const uint32_t and_of_keys = keys_of_row(in + r * cols, cols, scratch.keys.data());
+      mask_row_lowest(scratch, and_of_keys, cols, k, out + r * cols);
+    }
+  });
   return mask.to(scores.device());
+}
+
+at::Tensor stable_lowest_scaled_per_row(const at::Tensor& weight, const at::Tensor& column_scale, int64_t k) {
+  PIPEPRUNE_CHECK(weight.dim() == 2 && weight.scalar_type() == at::kFloat, Error,
+                  "stable_lowest_scaled_per_row: weight must be a 2-D fp32 tensor");
+  const int64_t rows = weight.size(0);
+  const int64_t cols = weight.size(1);
+  PIPEPRUNE_CHECK(column_scale.dim() == 1 && column_scale.size(0) == cols &&
+                      column_scale.scalar_type() == at::kFloat && column_scale.device() == weight.device(),
+                  Error, "stable_lowest_scaled_per_row: column_scale must be fp32 [" << cols << "] on the weight's device");
+  PIPEPRUNE_CHECK(k >= 0 && k <= cols, Error,
+                  "stable_lowest_scaled_per_row: k=" << k << " outside [0, " << cols << "]");
+  if (!weight.is_cpu()) {
+    return stable_lowest_per_row(at::mul(at::abs(weight), column_scale.reshape({1, -1})), k);
+  }
+  const at::Tensor w = weight.contiguous();
+  const at::Tensor scale = column_scale.contiguous();
+  at::Tensor mask = at::empty({rows, cols}, at::TensorOptions().dtype(at::kBool));
+  const float* in = w.data_ptr<float>();
+  const float* s = scale.data_ptr<float>();
+  bool* out = mask.data_ptr<bool>();
+  for_each_row(rows, cols, [&](int64_t begin, int64_t end) {
+    RowScratch scratch(cols);
+    for (int64_t r = begin; r < end; ++r) {
+      const uint32_t and_of_keys = keys_of_scaled_row(in + r * cols, s, cols, scratch.keys.data());
+      mask_row_lowest(scratch, and_of_keys, cols, k, out + r * cols);
+    }
+  });
+  return mask;
 }
 
 at::Tensor topk_lowest_per_group(const at::Tensor& scores, int64_t n, int64_t m) {

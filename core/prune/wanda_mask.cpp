@@ -75,16 +75,20 @@ at::Tensor wanda_mask(const at::Tensor& weight, const at::Tensor& scaler_row,
                   "wanda_mask: scaler_row " << scaler_row.sizes() << " does not match weight "
                                             << weight.sizes());
   c10::InferenceMode guard;
-  const at::Tensor metric =
-      at::mul(at::abs(weight), at::sqrt(scaler_row.to(weight.device()).reshape({1, -1})));
+  const at::Tensor column_scale = at::sqrt(scaler_row.to(weight.device(), at::kFloat));
+  if (!pattern.is_nm() && !use_variant && weight.scalar_type() == at::kFloat) {
+    // The common case, without a score matrix: scores made and ranked row by row.
+    const auto k = static_cast<int64_t>(static_cast<double>(weight.size(1)) * pattern.sparsity);
+    return stable_lowest_scaled_per_row(weight, column_scale, k);
+  }
+  const at::Tensor metric = at::mul(at::abs(weight), column_scale.reshape({1, -1}));
   if (pattern.is_nm()) {
     // The reference ignores --use_variant for N:M.
     pattern.check_columns(weight.size(1), "weight");
     return topk_lowest_per_group(metric, pattern.n, pattern.m);
   }
   if (use_variant) return variant_mask(metric, pattern.sparsity);
-  const auto k =
-      static_cast<int64_t>(static_cast<double>(metric.size(1)) * pattern.sparsity);
+  const auto k = static_cast<int64_t>(static_cast<double>(metric.size(1)) * pattern.sparsity);
   return stable_lowest_per_row(metric, k);
 }
 

@@ -69,6 +69,62 @@ TEST(StableLowestPerRow, NaNAndSignedZero_FollowStableSort) {
   EXPECT_EQ(mask_at(5), (std::vector<bool>{true, true, true, false, true, true}));
 }
 
+// The reference's own op: torch.sort(stable=True) per row, first k indices scattered.
+at::Tensor stable_sort_prefix(const at::Tensor& scores, int64_t k) {
+  const at::Tensor order = std::get<1>(at::sort(scores, c10::optional<bool>(true), 1, false));
+  return at::zeros_like(scores, at::kBool).scatter_(1, order.slice(1, 0, k), true);
+}
+
+// Many values per histogram bucket (weights of one scale) and values over many octaves, on more
+// than one parallel chunk: the global k-th value equals the full sort's at spread indices.
+TEST(SortedValueAt, LargeTensorsAcrossBuckets_EqualsFullSort) {
+  at::manual_seed(5);
+  const at::Tensor narrow = at::randn({300, 700}).mul_(0.02f).abs_();
+  const at::Tensor wide = at::randn({300, 700}).mul_(8).exp_().mul_(at::randn({300, 700}).sign());
+  for (const at::Tensor& scores : {narrow, wide}) {
+    const at::Tensor sorted = std::get<0>(at::sort(scores.flatten()));
+    for (int64_t index : {int64_t{0}, int64_t{1}, int64_t{12345}, scores.numel() / 2, scores.numel() - 2,
+                          scores.numel() - 1}) {
+      EXPECT_EQ(sorted_value_at(scores, index).item<float>(), sorted[index].item<float>()) << index;
+    }
+  }
+}
+
+// The fused Wanda selection: the same mask as sorting the materialized |W| * scale, on rows of
+// tied scores, of weight-like values, and with NaN and signed zeros.
+TEST(StableLowestScaledPerRow, EqualsStableSortOfTheScores) {
+  at::manual_seed(9);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  at::Tensor special = at::randn({16, 96});
+  special.view({-1}).index_put_({at::randint(0, 16 * 96, {40})}, nan);
+  special.view({-1}).index_put_({at::randint(0, 16 * 96, {80})}, 0.f);
+  special.view({-1}).index_put_({at::randint(0, 16 * 96, {80})}, -0.f);
+  const std::vector<std::pair<at::Tensor, at::Tensor>> cases = {
+      {tie_heavy(12, 40, 3, 2).sub_(1), at::ones({40})},
+      {tie_heavy(12, 40, 4, 3), tie_heavy(1, 40, 3, 4).reshape({40})},
+      {at::randn({64, 2048}).mul_(0.02f), at::rand({2048}).add_(0.1f).sqrt_()},
+      {special, at::rand({96}).add_(0.5f)},
+  };
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const auto& [weight, scale] = cases[c];
+    const at::Tensor scores = at::mul(at::abs(weight), scale.reshape({1, -1}));
+    const int64_t cols = weight.size(1);
+    for (int64_t k : {int64_t{0}, int64_t{1}, cols / 3, cols / 2, cols - 1, cols}) {
+      const at::Tensor got = stable_lowest_scaled_per_row(weight, scale, k);
+      EXPECT_TRUE(at::equal(got, stable_sort_prefix(scores, k))) << "case " << c << " k " << k;
+      EXPECT_TRUE(at::equal(got, stable_lowest_per_row(scores, k))) << "case " << c << " k " << k;
+    }
+  }
+}
+
+TEST(StableLowestPerRow, WeightLikeRows_EqualsFullStableSort) {
+  at::manual_seed(13);
+  const at::Tensor scores = at::randn({32, 3000}).mul_(0.02f).abs_();
+  for (int64_t k : {int64_t{1}, int64_t{1499}, int64_t{1500}, int64_t{2999}}) {
+    EXPECT_TRUE(at::equal(stable_lowest_per_row(scores, k), stable_sort_prefix(scores, k))) << k;
+  }
+}
+
 // The reference loop: for ii % m == 0, scatter topk(largest=False) indices of the group.
 at::Tensor reference_nm(const at::Tensor& scores, int64_t n, int64_t m) {
   at::Tensor mask = at::zeros_like(scores, at::kBool);
