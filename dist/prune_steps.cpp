@@ -53,7 +53,7 @@ LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const Model
       const auto start = Clock::now();
       Progress progress(where + " stats pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
       for (int64_t s = 0; s < inputs->size(); ++s) {
-        pruner.forward_and_collect(inputs->get(s).to(options.device));
+        pruner.collect(inputs->get(s).to(options.device));
         if (s + 1 < inputs->size()) progress.update(s + 1);
       }
       pruner.add_stats_seconds(seconds_since(start));
@@ -164,7 +164,7 @@ void SampleParallelPruneStep::reduce_statistics(LayerPruner& pruner, const Activ
   std::vector<at::Tensor> totals(kinds.size());
   for (int64_t round = 0; round < split_.n_rounds(); ++round) {
     const auto [begin, end] = split_.local_block(context_.rank(), round);
-    for (int64_t i = begin; i < end; ++i) pruner.forward_and_collect(inputs.get(i).to(device));
+    for (int64_t i = begin; i < end; ++i) pruner.collect(inputs.get(i).to(device));
     for (size_t k = 0; k < kinds.size(); ++k) {
       at::Tensor block = begin < end ? pruner.take_block_sum(kinds[k]) : at::Tensor();
       if (context_.rank() == roots[k] && !totals[k].defined()) {

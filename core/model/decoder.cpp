@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "core/common/error.h"
 
@@ -34,9 +35,22 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-at::Tensor run_linear(const Linear& linear, LinearKind kind, const at::Tensor& input,
-                      const LinearTap* tap) {
-  if (tap != nullptr && *tap) (*tap)(kind, input);
+// Who sees the linears' inputs, and where the forward may stop: after the input of `last`
+// (decoder_layer_linear_inputs), when one is given.
+struct Taps {
+  const LinearTap* tap = nullptr;
+  std::optional<LinearKind> last;
+  bool stopped = false;
+};
+
+// The linear's output, or an undefined tensor once the forward has stopped at its input.
+at::Tensor run_linear(const Linear& linear, LinearKind kind, const at::Tensor& input, Taps& taps) {
+  if (taps.stopped) return {};
+  if (taps.tap != nullptr && *taps.tap) (*taps.tap)(kind, input);
+  if (taps.last == kind) {
+    taps.stopped = true;
+    return {};
+  }
   return at::linear(input, linear.weight, linear.bias);
 }
 
@@ -107,7 +121,7 @@ at::Tensor attend(const ModelConfig& config, const at::Tensor& q, const at::Tens
 
 at::Tensor attention_block(const DecoderLayerWeights& w, const ModelConfig& config,
                            const RopeTables& rope, const at::Tensor& x, int64_t position_offset,
-                           LayerKVCache* cache, const LinearTap* tap) {
+                           LayerKVCache* cache, Taps& taps) {
   const int64_t batch = x.size(0), tokens = x.size(1), head_dim = config.head_dim;
   PIPEPRUNE_CHECK(position_offset >= 0 && position_offset + tokens <= rope.n_positions(), Error,
                   "positions " << position_offset << ".." << position_offset + tokens - 1
@@ -115,14 +129,16 @@ at::Tensor attention_block(const DecoderLayerWeights& w, const ModelConfig& conf
                                << " positions); make_rope_tables() with more positions");
   at::Tensor q, k, v;
   if (config.fused_projections) {  // phi3: one qkv_proj, its rows [q; k; v]
-    const at::Tensor qkv = run_linear(w[LinearKind::kQ], LinearKind::kQ, x, tap);
+    const at::Tensor qkv = run_linear(w[LinearKind::kQ], LinearKind::kQ, x, taps);
+    if (taps.stopped) return {};
     q = qkv.narrow(-1, 0, config.q_size());
     k = qkv.narrow(-1, config.q_size(), config.kv_size());
     v = qkv.narrow(-1, config.q_size() + config.kv_size(), config.kv_size());
   } else {
-    q = run_linear(w[LinearKind::kQ], LinearKind::kQ, x, tap);
-    k = run_linear(w[LinearKind::kK], LinearKind::kK, x, tap);
-    v = run_linear(w[LinearKind::kV], LinearKind::kV, x, tap);
+    q = run_linear(w[LinearKind::kQ], LinearKind::kQ, x, taps);
+    k = run_linear(w[LinearKind::kK], LinearKind::kK, x, taps);
+    v = run_linear(w[LinearKind::kV], LinearKind::kV, x, taps);
+    if (taps.stopped) return {};
   }
   q = q.reshape({batch, tokens, config.n_heads, head_dim});
   k = k.reshape({batch, tokens, config.n_kv_heads, head_dim});
@@ -170,19 +186,20 @@ at::Tensor attention_block(const DecoderLayerWeights& w, const ModelConfig& conf
   const at::Tensor masked =
       attention_mask(config, sliding, tokens, keys.size(2), position_offset, key_start, x.device());
   const at::Tensor attn = attend(config, q, keys, values, masked);
-  return run_linear(w[LinearKind::kO], LinearKind::kO, attn, tap);
+  return run_linear(w[LinearKind::kO], LinearKind::kO, attn, taps);
 }
 
-at::Tensor mlp_block(const DecoderLayerWeights& w, const ModelConfig& config, const at::Tensor& x,
-                     const LinearTap* tap) {
+at::Tensor mlp_block(const DecoderLayerWeights& w, const ModelConfig& config, const at::Tensor& x, Taps& taps) {
   at::Tensor gate, up;
   if (config.fused_projections) {  // phi3: gate_up_proj, gate first
-    const at::Tensor gate_up = run_linear(w[LinearKind::kGate], LinearKind::kGate, x, tap);
+    const at::Tensor gate_up = run_linear(w[LinearKind::kGate], LinearKind::kGate, x, taps);
+    if (taps.stopped) return {};
     gate = gate_up.narrow(-1, 0, config.intermediate_size);
     up = gate_up.narrow(-1, config.intermediate_size, config.intermediate_size);
   } else {
-    gate = run_linear(w[LinearKind::kGate], LinearKind::kGate, x, tap);
-    up = run_linear(w[LinearKind::kUp], LinearKind::kUp, x, tap);
+    gate = run_linear(w[LinearKind::kGate], LinearKind::kGate, x, taps);
+    up = run_linear(w[LinearKind::kUp], LinearKind::kUp, x, taps);
+    if (taps.stopped) return {};
   }
   // In place: act(gate) * up is the largest activation of the layer.
   if (config.activation == Activation::kGeluTanh) {
@@ -191,7 +208,7 @@ at::Tensor mlp_block(const DecoderLayerWeights& w, const ModelConfig& config, co
     at::silu_(gate);
   }
   gate.mul_(up);
-  return run_linear(w[LinearKind::kDown], LinearKind::kDown, gate, tap);
+  return run_linear(w[LinearKind::kDown], LinearKind::kDown, gate, taps);
 }
 
 }  // namespace
@@ -307,9 +324,11 @@ int64_t decoder_layer_scratch_bytes(const ModelConfig& config, int64_t batch, in
   return attention + scores + mlp + qk_norms;
 }
 
-at::Tensor decoder_layer_forward(const DecoderLayerWeights& weights, const ModelConfig& config,
-                                 const RopeTables& rope, const at::Tensor& hidden,
-                                 int64_t position_offset, LayerKVCache* cache, const LinearTap* tap) {
+namespace {
+
+// decoder_layer_forward, or undefined once `taps` stops the forward at a linear's input.
+at::Tensor layer_forward(const DecoderLayerWeights& weights, const ModelConfig& config, const RopeTables& rope,
+                         const at::Tensor& hidden, int64_t position_offset, LayerKVCache* cache, Taps& taps) {
   c10::InferenceMode guard;
   PIPEPRUNE_CHECK(hidden.dim() == 3 && hidden.size(2) == config.hidden_size, Error,
                   "decoder layer " << weights.layer << ": input has shape " << hidden.sizes()
@@ -319,18 +338,42 @@ at::Tensor decoder_layer_forward(const DecoderLayerWeights& weights, const Model
                                    << weights[LinearKind::kQ].weight.scalar_type()
                                    << "; bring both to the compute dtype (to_compute())");
   const at::Tensor normed = rms_norm(config, hidden, weights.norm(NormKind::kInput));
-  at::Tensor attention = attention_block(weights, config, rope, normed, position_offset, cache, tap);
+  at::Tensor attention = attention_block(weights, config, rope, normed, position_offset, cache, taps);
+  if (taps.stopped) return {};
   if (!config.sandwich_norms) {
     at::Tensor h = hidden + attention;
     const at::Tensor normed2 = rms_norm(config, h, weights.norm(NormKind::kPostAttention));
-    h.add_(mlp_block(weights, config, normed2, tap));
+    const at::Tensor mlp = mlp_block(weights, config, normed2, taps);
+    if (taps.stopped) return {};
+    h.add_(mlp);
     return h;
   }
   // gemma: each block's output is normed before its residual add.
   at::Tensor h = hidden + rms_norm(config, attention, weights.norm(NormKind::kPostAttention));
   const at::Tensor normed2 = rms_norm(config, h, weights.norm(NormKind::kPreFeedforward));
-  h.add_(rms_norm(config, mlp_block(weights, config, normed2, tap), weights.norm(NormKind::kPostFeedforward)));
+  const at::Tensor mlp = mlp_block(weights, config, normed2, taps);
+  if (taps.stopped) return {};
+  h.add_(rms_norm(config, mlp, weights.norm(NormKind::kPostFeedforward)));
   return h;
+}
+
+}  // namespace
+
+at::Tensor decoder_layer_forward(const DecoderLayerWeights& weights, const ModelConfig& config,
+                                 const RopeTables& rope, const at::Tensor& hidden,
+                                 int64_t position_offset, LayerKVCache* cache, const LinearTap* tap) {
+  Taps taps{tap, std::nullopt};
+  return layer_forward(weights, config, rope, hidden, position_offset, cache, taps);
+}
+
+void decoder_layer_linear_inputs(const DecoderLayerWeights& weights, const ModelConfig& config,
+                                 const RopeTables& rope, const at::Tensor& hidden, const LinearTap& tap,
+                                 LinearKind last) {
+  Taps taps{&tap, last};
+  layer_forward(weights, config, rope, hidden, 0, nullptr, taps);
+  PIPEPRUNE_CHECK(taps.stopped, Error,
+                  "decoder layer " << weights.layer << ": the forward never reached the input of "
+                                   << linear_short_name(config, last));
 }
 
 at::Tensor embed_tokens(const EmbeddingWeights& weights, const at::Tensor& tokens) {

@@ -81,6 +81,15 @@ at::Tensor decoder_layer_forward(const DecoderLayerWeights& weights, const Model
                                  int64_t position_offset = 0, LayerKVCache* cache = nullptr,
                                  const LinearTap* tap = nullptr);
 
+// The linears' inputs only: the forward of decoder_layer_forward (no cache, positions from 0)
+// run as far as the input of `last`, which goes to the tap like every input before it, and no
+// further (a statistics pass needs the inputs of its group's linears, not the layer's output:
+// without true-sequential groups that skips down_proj, a quarter of the layer's GEMM work).
+// The tap sees exactly the tensors decoder_layer_forward's tap sees.
+void decoder_layer_linear_inputs(const DecoderLayerWeights& weights, const ModelConfig& config,
+                                 const RopeTables& rope, const at::Tensor& hidden, const LinearTap& tap,
+                                 LinearKind last);
+
 // tokens: [batch, tokens] int64 -> [batch, tokens, hidden_size] in the embedding's dtype.
 at::Tensor embed_tokens(const EmbeddingWeights& weights, const at::Tensor& tokens);
 // Final norm and lm_head: [batch, tokens, hidden] -> [batch, tokens, vocab].

@@ -74,6 +74,13 @@ at::Tensor LayerPruner::forward_and_collect(const at::Tensor& input) {
   return decoder_layer_forward(compute_, config_, rope_, input, 0, nullptr, &tap_);
 }
 
+void LayerPruner::collect(const at::Tensor& input) {
+  c10::InferenceMode inference_guard;
+  // LinearKind runs in forward order, so the group's largest kind is the last input it needs.
+  const auto& group = current_group();
+  decoder_layer_linear_inputs(compute_, config_, rope_, input, tap_, *std::max_element(group.begin(), group.end()));
+}
+
 at::Tensor LayerPruner::forward(const at::Tensor& input) const {
   c10::InferenceMode inference_guard;
   return decoder_layer_forward(compute_, config_, rope_, input, 0, nullptr, nullptr);

@@ -75,6 +75,9 @@ class LayerPruner {
   // Runs one sample ([1, seqlen, hidden], compute dtype) through the layer with the current
   // group's taps; returns the layer output.
   at::Tensor forward_and_collect(const at::Tensor& input);
+  // The same taps without the layer output: the forward stops at the input of the group's last
+  // linear (decoder_layer_linear_inputs). For stats passes whose output nobody reads.
+  void collect(const at::Tensor& input);
   // Runs one sample through the layer without taps (current weights).
   at::Tensor forward(const at::Tensor& input) const;
   // Prunes the current group's linears and moves to the next group.

@@ -168,6 +168,30 @@ TEST_P(DecoderVariants, Taps_SeeExactLinearInputsInOrder) {
   }
 }
 
+// decoder_layer_linear_inputs stops at the input of `last`: its tap sees exactly the inputs the
+// full forward's tap sees up to that one, bit for bit, and none after it.
+TEST_P(DecoderVariants, LinearInputsOnly_SameTapsUpToLastThenStops) {
+  const TinyModel m = testing::make_tiny_model(GetParam().second, 23);
+  const at::Tensor tokens = testing::random_tokens(24, 1, 6, m.config.vocab_size);
+  const RopeTables rope = make_rope_tables(m.config, tokens.size(1), kCpu);
+  const at::Tensor hidden = scale_embeddings(m.config, embed_tokens(m.embedding, tokens));
+  const DecoderLayerWeights& layer = m.layers[0];
+  std::vector<std::pair<LinearKind, at::Tensor>> full;
+  const LinearTap full_tap = [&](LinearKind kind, const at::Tensor& input) { full.emplace_back(kind, input.clone()); };
+  decoder_layer_forward(layer, m.config, rope, hidden, 0, nullptr, &full_tap);
+  const std::vector<LinearKind> linears = layer_linears(m.config);
+  for (size_t last = 0; last < linears.size(); ++last) {
+    std::vector<std::pair<LinearKind, at::Tensor>> seen;
+    const LinearTap tap = [&](LinearKind kind, const at::Tensor& input) { seen.emplace_back(kind, input.clone()); };
+    decoder_layer_linear_inputs(layer, m.config, rope, hidden, tap, linears[last]);
+    ASSERT_EQ(seen.size(), last + 1) << linear_short_name(m.config, linears[last]);
+    for (size_t k = 0; k <= last; ++k) {
+      EXPECT_EQ(seen[k].first, full[k].first);
+      EXPECT_TRUE(at::equal(seen[k].second, full[k].second)) << linear_short_name(m.config, seen[k].first);
+    }
+  }
+}
+
 TEST_P(DecoderVariants, Bf16Compute_CloseToFp32) {
   const TinyModel m = testing::make_tiny_model(GetParam().second, 19);
   TinyModel bf16 = m;
