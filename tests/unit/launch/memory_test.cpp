@@ -11,6 +11,7 @@
 #include <regex>
 #include <sstream>
 
+#include "core/common/sanitizer.h"
 #include "support/run_command.h"
 #include "unit/io/io_test_util.h"
 
@@ -76,6 +77,9 @@ int64_t measured_baseline_bytes() {
 
 // The estimate of each rank in a report against its measured peak RSS.
 void expect_estimate_within(const nlohmann::json& report, double tolerance, const std::string& what) {
+  // ASan's shadow memory and quarantine add hundreds of MiB to the resident set that no plan
+  // counts: under ASan the runs still go through, and the bounds are the plain build's to check.
+  if (kAddressSanitizer) return;
   for (const auto& rank : report["ranks"]) {
     const double estimated = rank["estimated_peak_bytes"].get<double>();
     const double measured = rank["peak_rss_bytes"].get<double>();
@@ -141,7 +145,7 @@ TEST(MemoryBudget, WeightsThreeTimesTheBudget_PeakWithinBudgetAndSameBytes) {
                                                dir + "/tight.json"}));
   ASSERT_EQ(constrained.exit_code, 0) << constrained.err;
   const double peak = read_json(dir + "/tight.json")["ranks"][0]["peak_rss_bytes"].get<double>();
-  EXPECT_LE(peak, 1.10 * budget) << "peak " << peak / 1048576 << " MiB";
+  if (!kAddressSanitizer) EXPECT_LE(peak, 1.10 * budget) << "peak " << peak / 1048576 << " MiB";  // see above
   const auto free_run = run_pipeprune(prune_args(model, dir + "/free", "wanda", 4, 64));
   ASSERT_EQ(free_run.exit_code, 0) << free_run.err;
   EXPECT_TRUE(same_folders(dir + "/free", dir + "/tight"));

@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/common/sanitizer.h"
 #include "support/run_command.h"
 
 namespace pipeprune {
@@ -42,7 +43,8 @@ TEST(MultiRankMemory, EstimatesWithinTenPercentAndMergedMemoryLog) {
       ASSERT_EQ(report["ranks"].size(), static_cast<size_t>(np));
       for (const auto& rank : report["ranks"]) {
         const double ratio = rank["estimated_peak_bytes"].get<double>() / rank["peak_rss_bytes"].get<double>();
-        EXPECT_NEAR(ratio, 1.0, 0.10) << "world " << np << " rank " << rank["rank"];
+        // ASan's shadow memory and quarantine are in the resident set and in no plan.
+        if (!kAddressSanitizer) EXPECT_NEAR(ratio, 1.0, 0.10) << "world " << np << " rank " << rank["rank"];
       }
       std::ifstream csv(out + ".csv");
       std::string line;
