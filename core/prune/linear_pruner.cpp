@@ -13,6 +13,7 @@
 #include "core/common/shape_text.h"
 #include "core/prune/calibration_stats.h"
 #include "core/prune/pruner.h"
+#include "core/prune/zero_masked.h"
 
 namespace pipeprune {
 namespace {
@@ -49,7 +50,7 @@ const CalibrationStatistic kWandaStatistic{
     [](at::Tensor scaler_row, const PruneOptions&) { return PreparedStatistic{std::move(scaler_row), {}}; },
     [](at::Tensor& weight, const PreparedStatistic& prepared, const PruneOptions& options) {
       at::Tensor mask = wanda_mask(weight, prepared.values, options.pattern, options.use_variant);
-      weight.masked_fill_(mask, 0);
+      zero_masked_(weight, mask);
       return mask;
     }};
 
@@ -95,7 +96,7 @@ class MagnitudePruner final : public LinearPruner {
     check_weight(weight, rows_, cols_);
     c10::InferenceMode guard;
     at::Tensor mask = magnitude_mask(weight, options_.pattern);
-    weight.masked_fill_(mask, 0);
+    zero_masked_(weight, mask);
     return mask;
   }
   int64_t bytes_statistics() const override { return 0; }

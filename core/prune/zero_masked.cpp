@@ -1,0 +1,42 @@
+#include "core/prune/zero_masked.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <cstdint>
+
+#include "core/common/error.h"
+
+namespace pipeprune {
+namespace {
+
+// The weights' bits, read and written through a type allowed to alias float.
+using FloatBits = uint32_t __attribute__((may_alias));
+
+// On the bits, without a branch: a branch on a mask that prunes half the weights at random
+// mispredicts every other element (90 ms for 45M weights on 2 threads, against 9 ms).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void zero_where(float* w, const bool* mask,
+                                                                           int64_t n) {
+  auto* bits = reinterpret_cast<FloatBits*>(w);
+  const auto* pruned = reinterpret_cast<const uint8_t*>(mask);
+  for (int64_t i = 0; i < n; ++i) bits[i] &= static_cast<uint32_t>(pruned[i]) - 1u;  // 1 -> 0, 0 -> ~0
+}
+
+}  // namespace
+
+void zero_masked_(at::Tensor& weight, const at::Tensor& mask) {
+  PIPEPRUNE_CHECK(mask.scalar_type() == at::kBool && mask.sizes() == weight.sizes() &&
+                      mask.device() == weight.device(),
+                  Error, "zero_masked_: the mask must be bool, of the weight's shape and device");
+  if (!weight.is_cpu() || weight.scalar_type() != at::kFloat || !weight.is_contiguous()) {
+    weight.masked_fill_(mask, 0);
+    return;
+  }
+  const at::Tensor m = mask.contiguous();
+  float* w = weight.data_ptr<float>();
+  const bool* b = m.data_ptr<bool>();
+  at::parallel_for(0, weight.numel(), int64_t{1} << 16,
+                   [&](int64_t begin, int64_t end) { zero_where(w + begin, b + begin, end - begin); });
+}
+
+}  // namespace pipeprune
