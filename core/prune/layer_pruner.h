@@ -4,8 +4,9 @@
 // A LayerPruner holds one layer's weights (stored dtype, and a compute copy on the compute
 // device) and the pruners of the linears being pruned. Whoever sequences the passes (the
 // runner's prune steps, dist/prune_steps.h) feeds it:
-//  - stats passes: forward_and_collect() once per calibration sample, feeding every linear's
-//    input of the current group to its pruner; then prune_current_group(). With
+//  - stats passes: collect() once per calibration sample, feeding every linear's input of the
+//    current group to its pruner (forward_and_collect() when the layer output is wanted too, as
+//    dense calibration does); then prune_current_group(). With
 //    true_sequential the linears are pruned in the groups [q,k,v] -> [o] -> [gate,up] ->
 //    [down], each group's stats pass running with the earlier groups already pruned; without
 //    it there is one group of all seven.
