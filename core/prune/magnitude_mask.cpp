@@ -13,11 +13,16 @@ at::Tensor magnitude_mask(const at::Tensor& weight, const SparsityPattern& patte
                   "magnitude_mask: weight must be a non-empty 2-D float tensor, got "
                       << weight.sizes());
   c10::InferenceMode guard;
-  const at::Tensor metric = at::abs(weight);
   if (pattern.is_nm()) {
     pattern.check_columns(weight.size(1), "weight");
-    return topk_lowest_per_group(metric, pattern.n, pattern.m);
+    if (weight.scalar_type() == at::kFloat) {
+      // |W| * 1 is |W| exactly: the fused selection without the |W| copy.
+      const at::Tensor ones = at::ones({weight.size(1)}, weight.options());
+      return topk_lowest_scaled_per_group(weight, ones, pattern.n, pattern.m);
+    }
+    return topk_lowest_per_group(at::abs(weight), pattern.n, pattern.m);
   }
+  const at::Tensor metric = at::abs(weight);
   // One threshold for the whole matrix, pruned with `<=`: int(numel*s)+1 entries plus ties,
   // as the reference does (sparsity reports are compared against it).
   const auto index =

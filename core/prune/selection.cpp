@@ -243,41 +243,149 @@ at::Tensor stable_lowest_scaled_per_row(const at::Tensor& weight, const at::Tens
   return mask;
 }
 
+namespace {
+
+// One group through ATen's topk_impl_loop: the same element type, comparator and algorithm
+// choice, so ties land where CPU topk(n, largest=false) puts them. The chosen columns end up
+// in queue[0, n).
+using TopkElem = std::pair<float, int64_t>;
+void topk_group(const float* group, int64_t n, int64_t m, std::vector<TopkElem>& queue) {
+  const auto less = [](const TopkElem& x, const TopkElem& y) -> bool {
+    return (!std::isnan(x.first) && std::isnan(y.first)) || (x.first < y.first);
+  };
+  for (int64_t j = 0; j < m; ++j) queue[j] = TopkElem(group[j], j);
+  if (n * 64 <= m) {
+    std::partial_sort(queue.begin(), queue.begin() + n, queue.end(), less);
+  } else {
+    std::nth_element(queue.begin(), queue.begin() + (n - 1), queue.end(), less);
+  }
+}
+
+// Groups of at most 4 (2:4, the common case) by table. topk_group only compares, so its choice
+// is a function of how the group's values compare pairwise: two bits per pair, "i before j"
+// and "j before i" under topk's comparator, which on order keys (NaN largest, -0 == +0) is
+// integer "<". Every such pattern is the pattern of some values in {0, ..., m-1}, so running
+// topk_group on all m^m of those fills the table with topk's own choices.
+constexpr int64_t kMaxTableGroup = 4;
+
+uint32_t comparison_pattern(const uint32_t* keys, int64_t m) {
+  uint32_t pattern = 0;
+  int bit = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = i + 1; j < m; ++j) {
+      pattern |= static_cast<uint32_t>(keys[i] < keys[j]) << bit;
+      pattern |= static_cast<uint32_t>(keys[j] < keys[i]) << (bit + 1);
+      bit += 2;
+    }
+  }
+  return pattern;
+}
+
+// The chosen columns of a group of m <= 4 by its comparison pattern, as bits (column j: bit j).
+using GroupTable = std::vector<uint8_t>;
+
+GroupTable make_group_table(int64_t n, int64_t m) {
+  GroupTable table(size_t{1} << (m * (m - 1)), 0);
+  std::vector<TopkElem> queue(static_cast<size_t>(m));
+  std::vector<float> values(static_cast<size_t>(m));
+  std::vector<uint32_t> keys(static_cast<size_t>(m));
+  int64_t assignments = 1;
+  for (int64_t j = 0; j < m; ++j) assignments *= m;
+  for (int64_t a = 0; a < assignments; ++a) {
+    int64_t digits = a;
+    for (int64_t j = 0; j < m; ++j, digits /= m) {
+      values[j] = static_cast<float>(digits % m);
+      keys[j] = order_key(values[j]);
+    }
+    topk_group(values.data(), n, m, queue);
+    uint8_t chosen = 0;
+    for (int64_t j = 0; j < n; ++j) chosen |= static_cast<uint8_t>(1u << queue[j].second);
+    table[comparison_pattern(keys.data(), m)] = chosen;
+  }
+  return table;
+}
+
+const GroupTable& group_table(int64_t n, int64_t m) {
+  static const auto tables = [] {
+    std::vector<GroupTable> all(static_cast<size_t>((kMaxTableGroup + 1) * (kMaxTableGroup + 1)));
+    for (int64_t size = 1; size <= kMaxTableGroup; ++size) {
+      for (int64_t k = 1; k <= size; ++k) all[static_cast<size_t>(size * (kMaxTableGroup + 1) + k)] = make_group_table(k, size);
+    }
+    return all;
+  }();
+  return tables[static_cast<size_t>(m * (kMaxTableGroup + 1) + n)];
+}
+
+// The mask [rows, cols] of topk_lowest_per_group over the scores score(r, j) gives.
+template <typename ScoreFn>
+void topk_mask(int64_t rows, int64_t cols, int64_t n, int64_t m, ScoreFn score, bool* out) {
+  if (m <= kMaxTableGroup) {
+    const GroupTable& table = group_table(n, m);
+    for_each_row(rows, cols, [&](int64_t begin, int64_t end) {
+      uint32_t keys[kMaxTableGroup];
+      for (int64_t r = begin; r < end; ++r) {
+        for (int64_t g = 0; g < cols; g += m) {
+          for (int64_t j = 0; j < m; ++j) keys[j] = order_key(score(r, g + j));
+          const uint8_t chosen = table[comparison_pattern(keys, m)];
+          for (int64_t j = 0; j < m; ++j) out[r * cols + g + j] = (chosen >> j) & 1u;
+        }
+      }
+    });
+    return;
+  }
+  for_each_row(rows, cols, [&](int64_t begin, int64_t end) {
+    std::vector<TopkElem> queue(static_cast<size_t>(m));
+    std::vector<float> group(static_cast<size_t>(m));
+    for (int64_t r = begin; r < end; ++r) {
+      std::fill(out + r * cols, out + (r + 1) * cols, false);
+      for (int64_t g = 0; g < cols; g += m) {
+        for (int64_t j = 0; j < m; ++j) group[j] = score(r, g + j);
+        topk_group(group.data(), n, m, queue);
+        for (int64_t j = 0; j < n; ++j) out[r * cols + g + queue[j].second] = true;
+      }
+    }
+  });
+}
+
+void check_groups(const char* what, int64_t cols, int64_t n, int64_t m) {
+  PIPEPRUNE_CHECK(m >= 1 && n >= 1 && n <= m && cols % m == 0, Error,
+                  what << ": bad n=" << n << " m=" << m << " for " << cols << " columns");
+}
+
+}  // namespace
+
 at::Tensor topk_lowest_per_group(const at::Tensor& scores, int64_t n, int64_t m) {
   PIPEPRUNE_CHECK(scores.dim() == 2, Error, "topk_lowest_per_group: scores must be 2-D");
   const int64_t rows = scores.size(0);
   const int64_t cols = scores.size(1);
-  PIPEPRUNE_CHECK(m >= 1 && n >= 1 && n <= m && cols % m == 0, Error,
-                  "topk_lowest_per_group: bad n=" << n << " m=" << m << " for " << cols
-                                                  << " columns");
+  check_groups("topk_lowest_per_group", cols, n, m);
   const at::Tensor host = host_floats(scores);
-  at::Tensor mask = at::zeros({rows, cols}, at::TensorOptions().dtype(at::kBool));
+  at::Tensor mask = at::empty({rows, cols}, at::TensorOptions().dtype(at::kBool));
   const float* in = host.data_ptr<float>();
-  bool* out = mask.data_ptr<bool>();
-  // The same element type, comparator and algorithm choice as ATen's topk_impl_loop, so ties
-  // land where topk puts them.
-  using Elem = std::pair<float, int64_t>;
-  const auto less = [](const Elem& x, const Elem& y) -> bool {
-    return (!std::isnan(x.first) && std::isnan(y.first)) || (x.first < y.first);
-  };
-  const bool use_partial_sort = n * 64 <= m;
-  for_each_row(rows, cols, [&](int64_t begin, int64_t end) {
-    std::vector<Elem> queue(m);
-    for (int64_t r = begin; r < end; ++r) {
-      for (int64_t g = 0; g < cols; g += m) {
-        const float* group = in + r * cols + g;
-        bool* group_mask = out + r * cols + g;
-        for (int64_t j = 0; j < m; ++j) queue[j] = Elem(group[j], j);
-        if (use_partial_sort) {
-          std::partial_sort(queue.begin(), queue.begin() + n, queue.end(), less);
-        } else {
-          std::nth_element(queue.begin(), queue.begin() + (n - 1), queue.end(), less);
-        }
-        for (int64_t j = 0; j < n; ++j) group_mask[queue[j].second] = true;
-      }
-    }
-  });
+  topk_mask(rows, cols, n, m, [in, cols](int64_t r, int64_t j) { return in[r * cols + j]; }, mask.data_ptr<bool>());
   return mask.to(scores.device());
+}
+
+at::Tensor topk_lowest_scaled_per_group(const at::Tensor& weight, const at::Tensor& column_scale, int64_t n,
+                                        int64_t m) {
+  PIPEPRUNE_CHECK(weight.dim() == 2 && weight.scalar_type() == at::kFloat, Error,
+                  "topk_lowest_scaled_per_group: weight must be a 2-D fp32 tensor");
+  const int64_t rows = weight.size(0);
+  const int64_t cols = weight.size(1);
+  PIPEPRUNE_CHECK(column_scale.dim() == 1 && column_scale.size(0) == cols &&
+                      column_scale.scalar_type() == at::kFloat && column_scale.device() == weight.device(),
+                  Error, "topk_lowest_scaled_per_group: column_scale must be fp32 [" << cols << "] on the weight's device");
+  check_groups("topk_lowest_scaled_per_group", cols, n, m);
+  if (!weight.is_cpu()) return topk_lowest_per_group(at::mul(at::abs(weight), column_scale.reshape({1, -1})), n, m);
+  const at::Tensor w = weight.contiguous();
+  const at::Tensor scale = column_scale.contiguous();
+  at::Tensor mask = at::empty({rows, cols}, at::TensorOptions().dtype(at::kBool));
+  const float* in = w.data_ptr<float>();
+  const float* s = scale.data_ptr<float>();
+  // The reference's abs(W) * sqrt(scaler_row): one exactly rounded fp32 product.
+  topk_mask(rows, cols, n, m, [in, s, cols](int64_t r, int64_t j) { return std::fabs(in[r * cols + j]) * s[j]; },
+            mask.data_ptr<bool>());
+  return mask;
 }
 
 }  // namespace pipeprune

@@ -33,7 +33,13 @@ at::Tensor stable_lowest_scaled_per_row(const at::Tensor& weight, const at::Tens
 // indices that CPU topk(n, largest=false) returns for that group. Requires cols % m == 0 and
 // 1 <= n <= m. Ties fall as libstdc++'s nth_element (or partial_sort when n*64 <= m) leaves
 // them, which is what ATen's CPU topk uses: no simpler rule (such as "higher index first")
-// reproduces it.
+// reproduces it. Groups of up to 4 columns look that choice up in a table made by running it
+// on every pattern of comparisons a group can have.
 at::Tensor topk_lowest_per_group(const at::Tensor& scores, int64_t n, int64_t m);
+
+// topk_lowest_per_group(|weight| * column_scale, n, m) without the score matrix (Wanda's N:M
+// selection); the same fp32 products. weight [rows, cols] and column_scale [cols] fp32.
+at::Tensor topk_lowest_scaled_per_group(const at::Tensor& weight, const at::Tensor& column_scale, int64_t n,
+                                        int64_t m);
 
 }  // namespace pipeprune

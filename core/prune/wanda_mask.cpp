@@ -81,12 +81,13 @@ at::Tensor wanda_mask(const at::Tensor& weight, const at::Tensor& scaler_row,
     const auto k = static_cast<int64_t>(static_cast<double>(weight.size(1)) * pattern.sparsity);
     return stable_lowest_scaled_per_row(weight, column_scale, k);
   }
-  const at::Tensor metric = at::mul(at::abs(weight), column_scale.reshape({1, -1}));
   if (pattern.is_nm()) {
     // The reference ignores --use_variant for N:M.
     pattern.check_columns(weight.size(1), "weight");
-    return topk_lowest_per_group(metric, pattern.n, pattern.m);
+    if (weight.scalar_type() == at::kFloat) return topk_lowest_scaled_per_group(weight, column_scale, pattern.n, pattern.m);
+    return topk_lowest_per_group(at::mul(at::abs(weight), column_scale.reshape({1, -1})), pattern.n, pattern.m);
   }
+  const at::Tensor metric = at::mul(at::abs(weight), column_scale.reshape({1, -1}));
   if (use_variant) return variant_mask(metric, pattern.sparsity);
   const auto k = static_cast<int64_t>(static_cast<double>(metric.size(1)) * pattern.sparsity);
   return stable_lowest_per_row(metric, k);

@@ -179,6 +179,42 @@ TEST(TopkLowestPerGroup, DistinctValuesNaNAndSignedZeros_EqualsCpuTopk) {
   }
 }
 
+// Groups of up to 4 go by a table of topk's choices: every group of values from
+// {-1, -0, +0, 1, 2, NaN} (all 6^m of them, one per row) against CPU topk, for every n.
+TEST(TopkLowestPerGroup, EverySmallGroupOfTiesNaNAndZeros_EqualsCpuTopk) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> values = {-1.f, -0.f, 0.f, 1.f, 2.f, nan};
+  for (int64_t m = 1; m <= 4; ++m) {
+    int64_t rows = 1;
+    for (int64_t j = 0; j < m; ++j) rows *= static_cast<int64_t>(values.size());
+    at::Tensor scores = at::empty({rows, m});
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t digits = r;
+      for (int64_t j = 0; j < m; ++j, digits /= static_cast<int64_t>(values.size())) {
+        scores[r][j] = values[static_cast<size_t>(digits % static_cast<int64_t>(values.size()))];
+      }
+    }
+    for (int64_t n = 1; n <= m; ++n) {
+      EXPECT_TRUE(at::equal(topk_lowest_per_group(scores, n, m), reference_nm(scores, n, m))) << n << ":" << m;
+    }
+  }
+}
+
+// The fused Wanda N:M selection: CPU topk of the materialized |W| * scale, by table (m <= 4)
+// and by topk's own algorithm (larger groups).
+TEST(TopkLowestScaledPerGroup, EqualsCpuTopkOfTheScores) {
+  at::manual_seed(31);
+  at::Tensor weight = tie_heavy(24, 64, 3, 32).sub_(1);
+  weight.view({-1}).index_put_({at::randint(0, 24 * 64, {30})}, std::numeric_limits<float>::quiet_NaN());
+  weight.view({-1}).index_put_({at::randint(0, 24 * 64, {30})}, -0.f);
+  const at::Tensor scale = tie_heavy(1, 64, 2, 33).reshape({64}).add_(1);
+  const at::Tensor scores = at::mul(at::abs(weight), scale.reshape({1, -1}));
+  for (const auto& [n, m] : std::vector<std::pair<int64_t, int64_t>>{{2, 4}, {1, 4}, {3, 4}, {1, 2}, {4, 8}, {2, 8}}) {
+    EXPECT_TRUE(at::equal(topk_lowest_scaled_per_group(weight, scale, n, m), reference_nm(scores, n, m)))
+        << n << ":" << m;
+  }
+}
+
 // Hand-checked against torch 1.13 CPU topk: ties do not simply go to the higher index.
 TEST(TopkLowestPerGroup, TwoOfFourTies_AsCpuTopk) {
   const at::Tensor scores =
