@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "core/common/error.h"
+#include "core/prune/zero_masked.h"
 
 namespace pipeprune {
 namespace {
@@ -116,7 +117,7 @@ void LayerPruner::prune_in_group(const std::vector<LinearKind>& mine) {
       }
     }
     pruner.reset();
-    store_pruned(kind, weight.to(at::kCPU).to(stored_[kind].weight.scalar_type()).contiguous());
+    store_pruned(kind, weight.to(at::kCPU).to(stored_[kind].weight.scalar_type()).contiguous(), weight);
     result_.linears[static_cast<int>(kind)].seconds_mask = seconds_since(start);
     pruned_here_[static_cast<int>(kind)] = true;
   }
@@ -138,13 +139,24 @@ void LayerPruner::finish_group(const std::function<at::Tensor(LinearKind)>& prun
   make_pruners();
 }
 
-void LayerPruner::store_pruned(LinearKind kind, at::Tensor weight) {
+void LayerPruner::store_pruned(LinearKind kind, at::Tensor weight, at::Tensor compute_buffer) {
   Linear& stored_linear = stored_[kind];
   stored_linear.weight = std::move(weight);
-  compute_[kind].weight = stored_linear.weight.to(options_.device, options_.compute_dtype);
+  // The compute copy is the stored weight upcast again, as a model held in the stored dtype
+  // computes. Copying it back into the fp32 buffer it was rounded from gives the same values
+  // as a fresh .to() without mapping new pages (each a page fault here).
+  const bool reuse = compute_buffer.defined() && compute_buffer.is_cpu() && options_.device.is_cpu() &&
+                     options_.compute_dtype == at::kFloat && compute_buffer.scalar_type() == at::kFloat &&
+                     compute_buffer.is_contiguous() && compute_buffer.sizes() == stored_linear.weight.sizes();
+  if (reuse) {
+    if (!compute_buffer.is_same(stored_linear.weight)) compute_buffer.copy_(stored_linear.weight);
+    compute_[kind].weight = std::move(compute_buffer);
+  } else {
+    compute_[kind].weight = stored_linear.weight.to(options_.device, options_.compute_dtype);
+  }
   LinearPruneResult& linear = result_.linears[static_cast<int>(kind)];
   linear.numel = stored_linear.weight.numel();
-  linear.zeros = stored_linear.weight.eq(0).sum().item<int64_t>();
+  linear.zeros = count_zeros(stored_linear.weight);
 }
 
 const std::vector<LinearKind>& LayerPruner::current_group() const {

@@ -104,8 +104,9 @@ class LayerPruner {
  private:
   void make_pruners();
   LinearPruner& statistic_holder(LinearKind kind);
-  // Stores a pruned weight (stored dtype), refreshes its compute copy and counts its zeros.
-  void store_pruned(LinearKind kind, at::Tensor weight);
+  // Stores a pruned weight (stored dtype, CPU), refreshes its compute copy (into
+  // `compute_buffer`, the fp32 tensor it was rounded from, where that fits) and counts its zeros.
+  void store_pruned(LinearKind kind, at::Tensor weight, at::Tensor compute_buffer = {});
 
   DecoderLayerWeights& stored_;
   const ModelConfig& config_;

@@ -41,6 +41,20 @@ TEST(ZeroMasked, NonContiguousWeight_SameAsMaskedFill) {
   EXPECT_TRUE(same_bits(got, expected));
 }
 
+TEST(CountZeros, EqualsEqZeroSum_Fp32Bf16Fp16) {
+  at::manual_seed(5);
+  at::Tensor weight = at::randn({300, 517});
+  weight.masked_fill_(at::rand({300, 517}).lt(0.4), 0);
+  weight.view({-1}).index_put_({at::randint(0, 300 * 517, {50})}, -0.f);
+  weight.view({-1}).index_put_({at::randint(0, 300 * 517, {50})}, std::numeric_limits<float>::quiet_NaN());
+  weight.view({-1}).index_put_({at::randint(0, 300 * 517, {50})}, 1e-41f);  // fp32 subnormal; 0 in fp16
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    const at::Tensor w = weight.to(dtype);
+    EXPECT_EQ(count_zeros(w), w.eq(0).sum().item<int64_t>()) << dtype;
+    EXPECT_EQ(count_zeros(w.t()), w.eq(0).sum().item<int64_t>()) << dtype << " transposed";
+  }
+}
+
 TEST(ZeroMasked, MaskOfAnotherShape_Error) {
   at::Tensor weight = at::zeros({4, 4});
   EXPECT_ANY_THROW(zero_masked_(weight, at::zeros({4, 3}, at::kBool)));
