@@ -10,23 +10,20 @@
 namespace pipeprune {
 namespace {
 
-// The weights' bits, read and written through a type allowed to alias float.
-using FloatBits = uint32_t __attribute__((may_alias));
+// Floats' raw bits (fp32, or the 16 of bf16 and fp16), through types allowed to alias them.
+using Bits32 = uint32_t __attribute__((may_alias));
+using Bits16 = uint16_t __attribute__((may_alias));
 
 // On the bits, without a branch: a branch on a mask that prunes half the weights at random
 // mispredicts every other element (90 ms for 45M weights on 2 threads, against 9 ms).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void zero_where(float* w, const bool* mask,
                                                                            int64_t n) {
-  auto* bits = reinterpret_cast<FloatBits*>(w);
+  auto* bits = reinterpret_cast<Bits32*>(w);
   const auto* pruned = reinterpret_cast<const uint8_t*>(mask);
   for (int64_t i = 0; i < n; ++i) bits[i] &= static_cast<uint32_t>(pruned[i]) - 1u;  // 1 -> 0, 0 -> ~0
 }
 
-// How many of n floats (their raw bits: fp32, or the 16 of bf16 and fp16) are +0 or -0, every
-// bit but the sign clear.
-using Bits32 = uint32_t __attribute__((may_alias));
-using Bits16 = uint16_t __attribute__((may_alias));
-
+// How many of n floats are +0 or -0: every bit but the sign clear.
 __attribute__((target_clones("avx512f", "avx2", "default"))) int64_t zeros_in(const Bits32* values, int64_t n) {
   int64_t zeros = 0;
   for (int64_t i = 0; i < n; ++i) zeros += (values[i] & 0x7FFFFFFFu) == 0 ? 1 : 0;
