@@ -33,6 +33,20 @@ at::Tensor host_floats(const at::Tensor& scores) {
   return scores.to(at::kCPU, at::kFloat).contiguous();
 }
 
+// The inputs of the *_scaled_* selections: a 2-D fp32 weight and an fp32 scale per column.
+void check_scaled(const char* what, const at::Tensor& weight, const at::Tensor& column_scale) {
+  PIPEPRUNE_CHECK(weight.dim() == 2 && weight.scalar_type() == at::kFloat, Error,
+                  what << ": weight must be a 2-D fp32 tensor");
+  PIPEPRUNE_CHECK(column_scale.dim() == 1 && column_scale.size(0) == weight.size(1) &&
+                      column_scale.scalar_type() == at::kFloat && column_scale.device() == weight.device(),
+                  Error, what << ": column_scale must be fp32 [" << weight.size(1) << "] on the weight's device");
+}
+
+// |weight| * column_scale materialized, for devices the fused CPU loops do not serve.
+at::Tensor scaled_scores(const at::Tensor& weight, const at::Tensor& column_scale) {
+  return at::mul(at::abs(weight), column_scale.reshape({1, -1}));
+}
+
 // Keys are ranked first by 12 of their top bits: the k-th smallest lies in one bucket of the
 // histogram, and only that bucket's keys (a few percent of a row of weights) need nth_element.
 // The bucket is the sign, the exponent and 3 mantissa bits; when every key of a row is >= +0
@@ -215,18 +229,12 @@ at::Tensor stable_lowest_per_row(const at::Tensor& scores, int64_t k) {
 }
 
 at::Tensor stable_lowest_scaled_per_row(const at::Tensor& weight, const at::Tensor& column_scale, int64_t k) {
-  PIPEPRUNE_CHECK(weight.dim() == 2 && weight.scalar_type() == at::kFloat, Error,
-                  "stable_lowest_scaled_per_row: weight must be a 2-D fp32 tensor");
+  check_scaled("stable_lowest_scaled_per_row", weight, column_scale);
   const int64_t rows = weight.size(0);
   const int64_t cols = weight.size(1);
-  PIPEPRUNE_CHECK(column_scale.dim() == 1 && column_scale.size(0) == cols &&
-                      column_scale.scalar_type() == at::kFloat && column_scale.device() == weight.device(),
-                  Error, "stable_lowest_scaled_per_row: column_scale must be fp32 [" << cols << "] on the weight's device");
   PIPEPRUNE_CHECK(k >= 0 && k <= cols, Error,
                   "stable_lowest_scaled_per_row: k=" << k << " outside [0, " << cols << "]");
-  if (!weight.is_cpu()) {
-    return stable_lowest_per_row(at::mul(at::abs(weight), column_scale.reshape({1, -1})), k);
-  }
+  if (!weight.is_cpu()) return stable_lowest_per_row(scaled_scores(weight, column_scale), k);
   const at::Tensor w = weight.contiguous();
   const at::Tensor scale = column_scale.contiguous();
   at::Tensor mask = at::empty({rows, cols}, at::TensorOptions().dtype(at::kBool));
@@ -368,15 +376,11 @@ at::Tensor topk_lowest_per_group(const at::Tensor& scores, int64_t n, int64_t m)
 
 at::Tensor topk_lowest_scaled_per_group(const at::Tensor& weight, const at::Tensor& column_scale, int64_t n,
                                         int64_t m) {
-  PIPEPRUNE_CHECK(weight.dim() == 2 && weight.scalar_type() == at::kFloat, Error,
-                  "topk_lowest_scaled_per_group: weight must be a 2-D fp32 tensor");
+  check_scaled("topk_lowest_scaled_per_group", weight, column_scale);
   const int64_t rows = weight.size(0);
   const int64_t cols = weight.size(1);
-  PIPEPRUNE_CHECK(column_scale.dim() == 1 && column_scale.size(0) == cols &&
-                      column_scale.scalar_type() == at::kFloat && column_scale.device() == weight.device(),
-                  Error, "topk_lowest_scaled_per_group: column_scale must be fp32 [" << cols << "] on the weight's device");
   check_groups("topk_lowest_scaled_per_group", cols, n, m);
-  if (!weight.is_cpu()) return topk_lowest_per_group(at::mul(at::abs(weight), column_scale.reshape({1, -1})), n, m);
+  if (!weight.is_cpu()) return topk_lowest_per_group(scaled_scores(weight, column_scale), n, m);
   const at::Tensor w = weight.contiguous();
   const at::Tensor scale = column_scale.contiguous();
   at::Tensor mask = at::empty({rows, cols}, at::TensorOptions().dtype(at::kBool));
