@@ -15,7 +15,7 @@ using Bits32 = uint32_t __attribute__((may_alias));
 using Bits16 = uint16_t __attribute__((may_alias));
 
 // On the bits, without a branch: a branch on a mask that prunes half the weights at random
-// mispredicts every other element (90 ms for 45M weights on 2 threads, against 9 ms).
+// mispredicts every other element (90 ms for 45M weights on 2 threads; this loop 10 ms).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void zero_where(float* w, const bool* mask,
                                                                            int64_t n) {
   auto* bits = reinterpret_cast<Bits32*>(w);
