@@ -22,6 +22,13 @@
 #                METHOD:spin    libgomp's spinning workers (OMP_WAIT_POLICY=ACTIVE,
 #                               GOMP_SPINCOUNT=300000: its default when the variable is unset)
 #                METHOD:passive OMP_WAIT_POLICY=PASSIVE (what pipeprune picks when it is unset)
+#   REFERENCE  the published loops (benchmarks/reference_loop.py) beside every 1-rank entry of
+#              magnitude, wanda and sparsegpt without variants, timed in the same run: "auto"
+#              (default) when REFERENCE_PYTHON exists, 1 (required: fail without it), 0 (off)
+#   REFERENCE_PYTHON  a Python with torch and transformers (default BUILD_DIR/xcheck-venv/bin/python,
+#              scripts/xcheck_env.sh). Its masks are also compared with a pipeprune built on that
+#              Python's LibTorch (BUILD_DIR/cuda-libtorch/pipeprune, scripts/build_cuda_libtorch.sh)
+#              when that binary exists: untimed, to tell LibTorch rounding from algorithm
 #   DOC, JSON  outputs (default docs/performance.md, docs/performance.json)
 #   KEEP=1     keep WORK_DIR afterwards
 # OMP_NUM_THREADS, when set, is every rank's thread count, at any world size (pipeprune's rule).
@@ -39,6 +46,9 @@ methods="${METHODS:-magnitude wanda sparsegpt magnitude:np2 wanda:np2 sparsegpt:
 doc="${DOC:-$root/docs/performance.md}"
 json="${JSON:-$root/docs/performance.json}"
 shape=llama-1b
+reference="${REFERENCE:-auto}"
+reference_python="${REFERENCE_PYTHON:-$build/xcheck-venv/bin/python}"
+same_libtorch="$build/cuda-libtorch/pipeprune"
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -87,6 +97,17 @@ if [ "$multi_rank" = 1 ] && ! command -v mpirun >/dev/null; then
   say "METHODS has multi-rank entries (METHOD:npN) but mpirun is not on PATH; install Open MPI or drop those entries"
   exit 1
 fi
+
+case "$reference" in
+  0) ;;
+  1|auto)
+    if ! "$reference_python" -c "import torch, transformers, safetensors" 2>/dev/null; then
+      [ "$reference" = auto ] || { say "REFERENCE=1 but $reference_python cannot import torch, transformers and safetensors (scripts/xcheck_env.sh $build makes that environment; or set REFERENCE_PYTHON)"; exit 1; }
+      say "no Python with torch and transformers at $reference_python: the reference loops are skipped (scripts/xcheck_env.sh $build makes one)"
+      reference=0
+    fi ;;
+  *) say "REFERENCE must be 0, 1 or auto, got '$reference'"; exit 1 ;;
+esac
 
 start_all=$(now)
 for target in pipeprune random_tokens gemm_probe e2e_summary; do
@@ -139,9 +160,11 @@ for entry in $methods; do
   say "prune --method $method${launcher[*]:+ under ${launcher[*]}} ${run_env[*]:-}"
   name="${entry//:/-}"
   report="$work/report-$name.json"
+  t=$(now)
   env "${run_env[@]}" "${launcher[@]}" "$pipeprune" prune --model "$work/model" --output "$work/pruned-$name" \
     --method "$method" --sparsity 0.5 --calib-tokens "$work/tokens.npy" --nsamples "$nsamples" --seqlen "$seqlen" \
     --report "$report" --quiet
+  prune_seconds=$(elapsed "$t")
   # A pipeprune built without MPI would run N independent 1-rank jobs under mpirun (each writing
   # the same report), which would pass for a multi-rank row.
   if ! grep -Eq "\"world_size\": *$ranks([^0-9]|\$)" "$report"; then
@@ -149,7 +172,23 @@ for entry in $methods; do
     exit 1
   fi
   report_args+=(--report "$label=$report")
-  rm -rf "$work/pruned-$name"  # only the report is needed; keeps the disk footprint to one model
+  if [ "$reference" != 0 ] && [ "$ranks" -eq 1 ] && [ "$entry" = "$method" ]; then
+    # The published loop on the same model, windows and thread count (pipeprune's default: all
+    # cores), then its masks against pipeprune's output, and against a same-LibTorch build's.
+    compare=(--compare "timed build=$work/pruned-$name")
+    if [ -x "$same_libtorch" ]; then
+      "$same_libtorch" prune --model "$work/model" --output "$work/same-$name" --method "$method" --sparsity 0.5 \
+        --calib-tokens "$work/tokens.npy" --nsamples "$nsamples" --seqlen "$seqlen" --quiet
+      compare+=(--compare "same LibTorch=$work/same-$name")
+    fi
+    say "reference loop --method $method ($reference_python)"
+    HF_HUB_OFFLINE=1 "$reference_python" -B "$root/benchmarks/reference_loop.py" --model "$work/model" --tokens "$work/tokens.npy" \
+      --method "$method" --sparsity 0.5 --threads "$(nproc)" --summary "$work/reference-$name.json" "${compare[@]}" \
+      > "$work/reference-$name.log" 2>&1 || { tail -20 "$work/reference-$name.log" >&2; say "the reference loop failed"; exit 1; }
+    report_args+=(--reference "$label=$work/reference-$name.json" --wall "$label=$prune_seconds")
+    rm -rf "$work/same-$name"
+  fi
+  rm -rf "$work/pruned-$name"  # only the reports are needed; keeps the disk footprint to one model
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 busy_seconds=$(awk -v a="$busy_start" -v b="$(busy_jiffies)" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", (b - a) / hz }')
