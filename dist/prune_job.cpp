@@ -137,6 +137,7 @@ RunFingerprint run_fingerprint(const PruneJobOptions& options, const StageContex
   fingerprint["use_variant"] = prune.use_variant ? "true" : "false";
   fingerprint["blocksize"] = std::to_string(prune.blocksize);
   fingerprint["percdamp"] = fmt::format("{}", prune.percdamp);
+  fingerprint["hinv_factor"] = hinv_factor_name(prune.hinv_factor);
   fingerprint["true_sequential"] = options.layer.true_sequential ? "true" : "false";
   fingerprint["calibration"] = options.calibration_mode == CalibrationMode::kDense ? "dense" : "sequential";
   fingerprint["parallel"] = parallel_mode_name(options.parallel);

@@ -70,6 +70,7 @@ PruneReport gather_prune_report(const StageContext& context, const PruneJobOptio
       {"sample_block", windows.defined() ? resolve_sample_block(options.sample_block, windows.size(0)) : 0},
       {"blocksize", prune.blocksize},
       {"percdamp", prune.percdamp},
+      {"hinv_factor", hinv_factor_name(prune.hinv_factor)},
       {"nsamples", windows.defined() ? windows.size(0) : 0},
       {"seqlen", windows.defined() ? windows.size(1) : 0},
       {"seed", options.calibration.seed},

@@ -29,6 +29,7 @@ struct PruneCli {
   bool true_sequential = false;
   int64_t blocksize = 128;
   double percdamp = 0.01;
+  std::string hinv_factor = "reference";
   std::string calibration = "sequential";
   std::string parallel = "pipeline";
   int64_t sample_block = 0;
@@ -65,6 +66,7 @@ int run(const PruneCli& cli) {
   job.layer.prune.use_variant = cli.use_variant;
   job.layer.prune.blocksize = cli.blocksize;
   job.layer.prune.percdamp = cli.percdamp;
+  job.layer.prune.hinv_factor = parse_hinv_factor(cli.hinv_factor);
   job.layer.true_sequential = cli.true_sequential;
   job.calibration_mode = parse_calibration_mode(cli.calibration);
   job.parallel = parse_parallel_mode(cli.parallel);
@@ -125,6 +127,11 @@ CommandRunner add_prune_command(CLI::App& app) {
   command->add_flag("--true-sequential", cli->true_sequential, "prune [q,k,v] -> [o] -> [gate,up] -> [down] with a forward between groups");
   command->add_option("--blocksize", cli->blocksize, "SparseGPT column block size")->capture_default_str();
   command->add_option("--percdamp", cli->percdamp, "SparseGPT damping, fraction of mean(diag H)")->capture_default_str();
+  command->add_option("--hinv-factor", cli->hinv_factor,
+                      "SparseGPT's H^-1 factor: reference (the published LAPACK chain on one thread: the "
+                      "reference's bits) or blocked (GEMM blocks on all threads, half the FLOPs: faster on the "
+                      "CPU, different last bits, so ~95% of the masks agree)")
+      ->capture_default_str();
   command->add_option("--calibration", cli->calibration, "sequential (default) or dense (all ranks in parallel)")
       ->capture_default_str();
   command->add_option("--parallel", cli->parallel,

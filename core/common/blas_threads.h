@@ -2,8 +2,10 @@
 //
 // Its multithreaded LAPACK kernels (potrf, potri: the Cholesky chain of SparseGPT) split their
 // work by thread count, so their results change in the last bits with it; its GEMM does not
-// (measured on Debian's LibTorch 1.13 + OpenBLAS 0.3.21, docs/performance.md). Running the
-// Cholesky chain on one OpenBLAS thread makes a prune's bytes independent of --threads.
+// with its SkylakeX kernels (Intel Xeon; Debian's LibTorch 1.13 + OpenBLAS 0.3.21), but does
+// with the Haswell kernels it picks on an AMD EPYC (tests/support/gemm_threads.h). Running the
+// Cholesky chain on one OpenBLAS thread makes a prune's bytes independent of --threads where
+// the GEMM is.
 // Process-wide state: call from the thread that drives the computation, not concurrently.
 #pragma once
 

@@ -61,7 +61,7 @@ const CalibrationStatistic kSparseGptStatistic{
     add_hessian_sum,
     hessian_mean_of_sum,
     [](at::Tensor hessian, const PruneOptions& options) {
-      SparseGptInverse inverse = sparsegpt_inverse(hessian, options.percdamp);
+      SparseGptInverse inverse = sparsegpt_inverse(hessian, options.percdamp, options.hinv_factor);
       return PreparedStatistic{std::move(inverse.hinv), std::move(inverse.dead)};
     },
     [](at::Tensor& weight, const PreparedStatistic& prepared, const PruneOptions& options) {

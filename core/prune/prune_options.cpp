@@ -44,6 +44,8 @@ void PruneOptions::validate() const {
   // The SparseGPT settings are checked whatever the method: a bad value on the command line is
   // a mistake even where it would be ignored.
   validate_sparsegpt_settings(method == PruneMethod::kSparseGPT ? pattern : SparsityPattern{}, blocksize, percdamp);
+  PIPEPRUNE_CHECK(hinv_factor == HinvFactor::kReference || method == PruneMethod::kSparseGPT, ConfigError,
+                  "--hinv-factor " << hinv_factor_name(hinv_factor) << " applies to --method sparsegpt only; drop it");
 }
 
 void PruneOptions::validate(const ModelConfig& config) const {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/prune/hinv_factor.h"
 #include "core/prune/sparsity_pattern.h"
 
 namespace pipeprune {
@@ -26,10 +27,11 @@ struct PruneOptions {
   bool use_variant = false;  // Wanda's --use_variant (unstructured only)
   int64_t blocksize = 128;   // SparseGPT column block size
   double percdamp = 0.01;    // SparseGPT damping, fraction of mean(diag H)
+  HinvFactor hinv_factor = HinvFactor::kReference;  // SparseGPT's H^-1 factor (hinv_factor.h)
 
   // ConfigError naming the flag and what to do: --sparsity outside [0, 1), --use-variant where
   // it does not apply, --blocksize below 1 (or, for SparseGPT with N:M, not a multiple of M),
-  // --percdamp negative or not finite.
+  // --percdamp negative or not finite, --hinv-factor blocked for a method other than sparsegpt.
   void validate() const;
   // validate(), and that an N:M pattern divides the input columns of every linear of the model.
   void validate(const ModelConfig& config) const;

@@ -82,8 +82,10 @@ struct SparseGptInverse {
   at::Tensor dead;
   at::Tensor hinv;
 };
-// Modifies `hessian` (dead channels set to 1, damping added) as the reference does.
-SparseGptInverse sparsegpt_inverse(at::Tensor& hessian, double percdamp);
+// Modifies `hessian` (dead channels set to 1, damping added) as the reference does. `factor`
+// chooses how H^-1's factor is computed (core/prune/hinv_factor.h).
+SparseGptInverse sparsegpt_inverse(at::Tensor& hessian, double percdamp,
+                                   HinvFactor factor = HinvFactor::kReference);
 at::Tensor sparsegpt_prune(at::Tensor& weight, const SparseGptInverse& inverse, const SparsityPattern& pattern,
                            int64_t blocksize);
 

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "core/common/blas_threads.h"
 #include "core/common/error.h"
+#include "core/prune/hinv_factor.h"
 #include "core/prune/pruner.h"
 #include "core/prune/sparsegpt_sweep.h"
 
@@ -35,14 +35,9 @@ void check_weight(const at::Tensor& weight, const SparseGptInverse& inverse, con
   if (pattern.is_nm()) pattern.check_columns(cols, "weight");
 }
 
-at::Tensor inverse_upper_cholesky(const at::Tensor& hessian, double percdamp) {
-  // OpenBLAS's threaded potrf/potri round differently at each thread count; one thread makes
-  // the result independent of --threads and of the world size (blas_threads.h).
-  const BlasThreadsGuard one_thread(1);
+at::Tensor inverse_upper_cholesky(const at::Tensor& hessian, double percdamp, HinvFactor factor) {
   try {
-    at::Tensor h = at::linalg_cholesky(hessian);
-    h = at::cholesky_inverse(h);
-    return at::linalg_cholesky(h, /*upper=*/true);
+    return inverse_upper_factor(hessian, factor);
   } catch (const c10::Error&) {
     PIPEPRUNE_FAIL(Error, "SparseGPT: the Hessian of this linear is not positive definite after "
                           "damping (percdamp="
@@ -53,7 +48,7 @@ at::Tensor inverse_upper_cholesky(const at::Tensor& hessian, double percdamp) {
 
 }  // namespace
 
-SparseGptInverse sparsegpt_inverse(at::Tensor& hessian, double percdamp) {
+SparseGptInverse sparsegpt_inverse(at::Tensor& hessian, double percdamp, HinvFactor factor) {
   check_hessian(hessian, percdamp);
   c10::InferenceMode guard;
   // Dead inputs and damping, as the reference applies them, then the factor.
@@ -62,7 +57,7 @@ SparseGptInverse sparsegpt_inverse(at::Tensor& hessian, double percdamp) {
   hessian.diagonal().masked_fill_(inverse.dead, 1);
   const at::Tensor damp = at::mean(at::diag(hessian)).mul(percdamp);
   hessian.diagonal().add_(damp);
-  inverse.hinv = inverse_upper_cholesky(hessian, percdamp);
+  inverse.hinv = inverse_upper_cholesky(hessian, percdamp, factor);
   return inverse;
 }
 

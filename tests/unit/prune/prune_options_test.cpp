@@ -56,6 +56,12 @@ TEST(PruneOptionsValidate, EachBadOption_NamesItsFlag) {
   PruneOptions damp = options(PruneMethod::kMagnitude);
   damp.percdamp = std::numeric_limits<double>::infinity();
   EXPECT_THAT(config_error([&] { damp.validate(); }), HasSubstr("--percdamp"));
+  PruneOptions factor = options(PruneMethod::kWanda);
+  factor.hinv_factor = HinvFactor::kBlocked;
+  EXPECT_THAT(config_error([&] { factor.validate(); }), HasSubstr("--hinv-factor blocked applies to --method sparsegpt"));
+  factor.method = PruneMethod::kSparseGPT;
+  EXPECT_NO_THROW(factor.validate());
+  EXPECT_THAT(config_error([] { parse_hinv_factor("fast"); }), HasSubstr("--hinv-factor must be reference"));
   PruneOptions multiple = options(PruneMethod::kSparseGPT, "4:8");
   multiple.blocksize = 12;
   EXPECT_THAT(config_error([&] { multiple.validate(); }), HasSubstr("--blocksize 12 is not a multiple of M=8"));
