@@ -53,6 +53,16 @@ def find_layers(module, name=""):
     return found
 
 
+def batch_columns(inp):
+    """Both add_batch methods' first lines: the batch size, and the inputs as [cols, tokens]."""
+    if len(inp.shape) == 2:
+        inp = inp.unsqueeze(0)
+    tmp = inp.shape[0]
+    if len(inp.shape) == 3:
+        inp = inp.reshape((-1, inp.shape[-1]))
+    return tmp, inp.t()
+
+
 class WrappedGPT:
     """lib/layerwrapper.py: Wanda's running mean of ||x_j||^2 over calibration sequences."""
 
@@ -63,12 +73,7 @@ class WrappedGPT:
         self.nsamples = 0
 
     def add_batch(self, inp):
-        if len(inp.shape) == 2:
-            inp = inp.unsqueeze(0)
-        tmp = inp.shape[0]
-        if len(inp.shape) == 3:
-            inp = inp.reshape((-1, inp.shape[-1]))
-        inp = inp.t()
+        tmp, inp = batch_columns(inp)
         self.scaler_row *= self.nsamples / (self.nsamples + tmp)
         self.nsamples += tmp
         inp = inp.type(torch.float32)
@@ -85,12 +90,7 @@ class SparseGPT:
         self.nsamples = 0
 
     def add_batch(self, inp):
-        if len(inp.shape) == 2:
-            inp = inp.unsqueeze(0)
-        tmp = inp.shape[0]
-        if len(inp.shape) == 3:
-            inp = inp.reshape((-1, inp.shape[-1]))
-        inp = inp.t()
+        tmp, inp = batch_columns(inp)
         self.H *= self.nsamples / (self.nsamples + tmp)
         self.nsamples += tmp
         inp = math.sqrt(2 / self.nsamples) * inp.float()
