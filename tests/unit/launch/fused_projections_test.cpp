@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <iostream>
 #include <fstream>
 #include <regex>
 
@@ -17,6 +18,7 @@
 #include "core/io/safetensors.h"
 #include "core/io/safetensors_writer.h"
 #include "core/model/model_config.h"
+#include "support/gemm_threads.h"
 #include "support/run_command.h"
 
 namespace pipeprune {
@@ -129,8 +131,14 @@ TEST(FusedProjections, SameForwardAsTheSplitTwin) {
   EXPECT_NEAR(fused / split, 1.0, 1e-6);
 }
 
-// Row-wise selections: the fused output is the twin's output with its rows stacked.
+// Row-wise selections: the fused output is the twin's output with its rows stacked. SparseGPT's
+// kept weights come from GEMMs over the whole fused matrix; where this machine's GEMM rounds a
+// row by the rows stacked with it (OpenBLAS's Haswell kernels, tests/support/gemm_threads.h),
+// those rounding differences grow through the sweep's error feedback (measured on an AMD EPYC:
+// up to 0.27% of the largest weight, masks still equal), so there only the masks must match.
 TEST(FusedProjections, RowWiseSelections_EqualTheSplitTwin) {
+  const bool rows_exact = testing::gemm_rows_same_in_any_stacking();
+  if (!rows_exact) std::cout << "SparseGPT's kept weights compared to 1% of the largest: " << testing::kGemmRowsReason << "\n";
   for (const auto& [method, pattern] : std::vector<std::pair<std::string, std::string>>{
            {"wanda", "unstructured"}, {"wanda", "2:4"}, {"sparsegpt", "2:4"}}) {
     SCOPED_TRACE(method + " " + pattern);
@@ -140,7 +148,9 @@ TEST(FusedProjections, RowWiseSelections_EqualTheSplitTwin) {
       for (bool attention : {true, false}) {
         const at::Tensor a = fused.load(fused_name(layer, attention)), b = fused_from_split(split, layer, attention);
         EXPECT_TRUE(at::equal(a.eq(0), b.eq(0))) << fused_name(layer, attention);
-        EXPECT_LT((a - b).abs().max().item<double>(), 1e-4 * b.abs().max().item<double>()) << fused_name(layer, attention);
+        const double tolerance = method == "sparsegpt" && !rows_exact ? 1e-2 : 1e-4;
+        EXPECT_LT((a - b).abs().max().item<double>(), tolerance * b.abs().max().item<double>())
+            << fused_name(layer, attention);
       }
     }
   }
