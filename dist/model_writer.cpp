@@ -59,7 +59,7 @@ std::unique_ptr<CheckpointWriter> open_for_writing(const ModelWriterOptions& opt
   const bool unfinished = run_journal::exists(staged) && !options.overwrite;
   if (unfinished && options.resume) {
     const RunFingerprint saved = *run_journal::read_fingerprint(staged);
-    const std::string changed = fingerprint_difference(saved, options.fingerprint);
+    const std::string changed = fingerprint_difference(saved, options.fingerprint, options.fingerprint_implied_when_unrecorded);
     PIPEPRUNE_CHECK(changed.empty(), ConfigError,
                     "--resume: the unfinished run in " << staged.string() << " differs from this command: " << changed
                                                        << "; rerun with its options, or pass --overwrite to start over");

@@ -46,6 +46,9 @@ struct ModelWriterOptions {
   bool resume = false;
   // What determines the result (first rank; core/io/run_journal.h), recorded in the journal.
   RunFingerprint fingerprint;
+  // Fields added since the journal existed, with the value older builds always ran with
+  // (fingerprint_difference's implied_when_unrecorded).
+  RunFingerprint fingerprint_implied_when_unrecorded;
 };
 
 class ModelWriter {

@@ -238,8 +238,10 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
     result.perplexity_dense = evaluate(transport, options, calibration.seqlen, options.model_dir, "dense");
     memory_log.checkpoint("after dense eval");
   }
-  ModelWriterOptions writing{options.output, options.overwrite, options.max_shard_bytes, options.resume, {}};
+  ModelWriterOptions writing{options.output, options.overwrite, options.max_shard_bytes, options.resume, {}, {}};
   if (context.is_first()) writing.fingerprint = run_fingerprint(options, context, windows);
+  // --hinv-factor came after --resume; the builds before it always ran the reference factor.
+  writing.fingerprint_implied_when_unrecorded = {{"hinv_factor", hinv_factor_name(HinvFactor::kReference)}};
   ModelWriter writer(context.checkpoint, context.config, std::move(writing), transport);
   writer.begin();
   if (!writer.done_layers().empty()) {

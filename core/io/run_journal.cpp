@@ -29,10 +29,15 @@ std::string fnv1a_hex(const void* data, size_t n_bytes) {
 
 std::string fnv1a_hex(const std::string& bytes) { return fnv1a_hex(bytes.data(), bytes.size()); }
 
-std::string fingerprint_difference(const RunFingerprint& saved, const RunFingerprint& now) {
+std::string fingerprint_difference(const RunFingerprint& saved, const RunFingerprint& now,
+                                   const RunFingerprint& implied_when_unrecorded) {
   for (const auto& [field, value] : now) {
     const auto it = saved.find(field);
-    if (it == saved.end()) return fmt::format("{} was not recorded, now {}", field, value);
+    if (it == saved.end()) {
+      const auto implied = implied_when_unrecorded.find(field);
+      if (implied != implied_when_unrecorded.end() && implied->second == value) continue;
+      return fmt::format("{} was not recorded, now {}", field, value);
+    }
     if (it->second != value) return fmt::format("{} was {}, now {}", field, it->second, value);
   }
   for (const auto& [field, value] : saved) {

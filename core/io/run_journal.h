@@ -28,7 +28,11 @@ std::string fnv1a_hex(const std::string& bytes);
 
 // The first field that differs between a saved and a current fingerprint, as
 // "FIELD was A, now B" ("" when equal; a field only one side has counts as differing).
-std::string fingerprint_difference(const RunFingerprint& saved, const RunFingerprint& now);
+// `implied_when_unrecorded`: fields a journal written by an older build lacks, with the value
+// that build always ran with; such a journal matches where the current value is that one, so a
+// prune started before an option existed still resumes under the new build.
+std::string fingerprint_difference(const RunFingerprint& saved, const RunFingerprint& now,
+                                   const RunFingerprint& implied_when_unrecorded = {});
 
 namespace run_journal {
 

@@ -6,7 +6,8 @@
 # same bytes as an uninterrupted run: killed at world 1 and resumed at world 1; killed on one
 # rank of 2 and resumed at world 3 and, for --parallel samples, at world 1. Each resumed run
 # prunes only the layers the killed run had not finished (its log), a changed option is refused naming it, a plain
-# rerun is refused saying how to resume, and afterwards only the finished model is left.
+# rerun is refused saying how to resume, and afterwards only the finished model is left. A journal
+# written before --hinv-factor existed still resumes (with the factor those builds used).
 set -euo pipefail
 bin=$1 model=$2 text=$3 mpiexec=$4
 shift 4
@@ -44,6 +45,17 @@ for parallel in pipeline samples; do
   grep -q "rerun the same command with --resume" refused.log || fail "$parallel: the refusal does not say how to resume"
   if world 1 --parallel "$parallel" --output w1 --resume --percdamp 0.02 --quiet 2> changed.log; then fail "$parallel: a changed option was accepted"; fi
   grep -q "percdamp was 0.01, now 0.02" changed.log || fail "$parallel: the refusal does not name the changed option"
+  if [ "$parallel" = pipeline ]; then
+    # The journal as a build before --hinv-factor wrote it (no such field): it resumes with the
+    # factor those builds ran (the default, below), and is refused with the other one.
+    journal=$(find .w1.partial -name run.json)
+    grep -q '"hinv_factor"' "$journal" || fail "the journal does not record hinv_factor"
+    sed -i '/"hinv_factor"/d' "$journal"
+    if world 1 --parallel "$parallel" --output w1 --resume --hinv-factor blocked --quiet 2> changed.log; then
+      fail "a journal without hinv_factor resumed with --hinv-factor blocked"
+    fi
+    grep -q "hinv_factor was not recorded, now blocked" changed.log || fail "the refusal does not name hinv_factor"
+  fi
   world 1 --parallel "$parallel" --output w1 --resume 2> w1.log
   check "$parallel, killed at world 1, resumed at world 1" w1 ref w1.log 3
   # One rank of 2 killed (the owner of layer 3), resumed at world 3 (pipeline) or 1 (samples).

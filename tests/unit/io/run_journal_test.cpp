@@ -33,6 +33,21 @@ TEST(RunJournal, FingerprintRoundTripAndDifferences) {
   EXPECT_EQ(fingerprint_difference(saved, fewer), "method was sparsegpt, now not set");
 }
 
+// A journal from a build that did not record a field yet matches only the value that build ran with.
+TEST(RunJournal, FieldUnrecordedByAnOlderBuild_MatchesItsImpliedValueOnly) {
+  const RunFingerprint saved{{"method", "sparsegpt"}};
+  const RunFingerprint implied{{"hinv_factor", "reference"}};
+  EXPECT_EQ(fingerprint_difference(saved, {{"method", "sparsegpt"}, {"hinv_factor", "reference"}}, implied), "");
+  EXPECT_EQ(fingerprint_difference(saved, {{"method", "sparsegpt"}, {"hinv_factor", "blocked"}}, implied),
+            "hinv_factor was not recorded, now blocked");
+  EXPECT_EQ(fingerprint_difference(saved, {{"method", "sparsegpt"}, {"hinv_factor", "reference"}}),
+            "hinv_factor was not recorded, now reference");
+  // A recorded field is compared as always, implied value or not.
+  EXPECT_EQ(fingerprint_difference({{"method", "sparsegpt"}, {"hinv_factor", "blocked"}},
+                                   {{"method", "sparsegpt"}, {"hinv_factor", "reference"}}, implied),
+            "hinv_factor was blocked, now reference");
+}
+
 TEST(RunJournal, MarkersAndLeftovers) {
   const std::filesystem::path staged = testing::fresh_temp_dir("run_journal_markers");
   EXPECT_TRUE(run_journal::done_layers(staged).empty());
