@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "core/common/error.h"
+#include "core/model/rotary_kernel.h"
 
 namespace pipeprune {
 namespace {
@@ -100,16 +101,28 @@ at::Tensor attend(const ModelConfig& config, const at::Tensor& q, const at::Tens
     const int64_t n = std::min(chunk, config.n_kv_heads - h0);
     at::Tensor scores = at::matmul(q_grouped.narrow(1, h0, n), keys.narrow(1, h0, n).transpose(2, 3));
     // gemma multiplies by query_pre_attn_scalar^-0.5 (as transformers does); the others divide.
-    scores = config.query_pre_attn_scalar ? scores * std::pow(*config.query_pre_attn_scalar, -0.5) : scores / scale;
+    // In place: the same kernels as the out-of-place ops, without a fresh tensor of the scores.
+    if (config.query_pre_attn_scalar) {
+      scores.mul_(std::pow(*config.query_pre_attn_scalar, -0.5));
+    } else {
+      scores.div_(scale);
+    }
     if (config.attn_logit_softcapping) {
-      scores = at::tanh(scores / *config.attn_logit_softcapping) * *config.attn_logit_softcapping;
+      scores.div_(*config.attn_logit_softcapping).tanh_().mul_(*config.attn_logit_softcapping);
     }
     if (masked.defined()) {
       scores = scores.view({batch, n * groups, tokens, n_keys});
       scores.masked_fill_(masked, -std::numeric_limits<double>::infinity());
       scores = scores.view({batch, n, groups * tokens, n_keys});
     }
-    const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+    at::Tensor probs;
+    if (scores.is_cpu() && scores.scalar_type() == at::kFloat && scores.is_contiguous()) {
+      // ATen's CPU softmax reads each element of a row before it writes that element, so it
+      // may overwrite its input: the same bits without another tensor of the scores' size.
+      probs = at::_softmax_out(scores, scores, -1, /*half_to_float=*/false);
+    } else {
+      probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+    }
     outputs.push_back(at::matmul(probs, values.narrow(1, h0, n)));
   }
   const at::Tensor out = outputs.size() == 1 ? outputs[0] : at::cat(outputs, 1);
@@ -146,8 +159,6 @@ at::Tensor attention_block(const DecoderLayerWeights& w, const ModelConfig& conf
     q = rms_norm(config, q, w.norm(NormKind::kQ));
     k = rms_norm(config, k, w.norm(NormKind::kK));
   }
-  q = q.transpose(1, 2);
-  k = k.transpose(1, 2);
   v = v.reshape({batch, tokens, config.n_kv_heads, head_dim}).transpose(1, 2);
 
   // transformers casts cos/sin to the activations' dtype before applying them.
@@ -158,10 +169,18 @@ at::Tensor attention_block(const DecoderLayerWeights& w, const ModelConfig& conf
   const at::Tensor cos = cos_table.narrow(0, position_offset, tokens).to(x.device(), x.scalar_type());
   const at::Tensor sin = sin_table.narrow(0, position_offset, tokens).to(x.device(), x.scalar_type());
   const int64_t rotary = cos.size(-1);
-  if (rotary == head_dim) {
+  if (rotary == head_dim && rotate_cpu_applies(q, cos) && rotate_cpu_applies(k, cos)) {
+    // One pass each, the same bits as the expression below (core/model/rotary_kernel.h).
+    q = rotate_cpu(q, cos, sin).transpose(1, 2);
+    k = rotate_cpu(k, cos, sin).transpose(1, 2);
+  } else if (rotary == head_dim) {
+    q = q.transpose(1, 2);
+    k = k.transpose(1, 2);
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
   } else {  // phi3's partial_rotary_factor: the last dims pass through
+    q = q.transpose(1, 2);
+    k = k.transpose(1, 2);
     const at::Tensor q_rot = q.narrow(-1, 0, rotary), k_rot = k.narrow(-1, 0, rotary);
     q = at::cat({q_rot * cos + rotate_half(q_rot) * sin, q.narrow(-1, rotary, head_dim - rotary)}, -1);
     k = at::cat({k_rot * cos + rotate_half(k_rot) * sin, k.narrow(-1, rotary, head_dim - rotary)}, -1);
@@ -312,10 +331,12 @@ int64_t decoder_layer_scratch_bytes(const ModelConfig& config, int64_t batch, in
   // normed input, q/k/v and their rotated copies, attention output and its reshaped copy.
   const int64_t attention = rows * elt * (config.hidden_size + 3 * (config.q_size() + 2 * config.kv_size()) +
                                           2 * config.q_size());
-  // One chunk: scores, their scaled copy and the fp32 softmax, plus the probabilities in dtype.
+  // One chunk of scores (scaled in place). fp32: the scores and, on CUDA, the softmax's output
+  // (on the CPU it overwrites the scores; counted anyway, the device is not known here). Other
+  // dtypes: the scores, their fp32 copy and fp32 softmax, and the probabilities in dtype.
   const int64_t per_kv_head = batch * config.n_kv_groups() * tokens * n_keys * 4;
   const int64_t chunk = std::min(config.n_kv_heads, std::max<int64_t>(1, kAttentionChunkBytes / std::max<int64_t>(1, per_kv_head)));
-  const int64_t scores = 4 * chunk * per_kv_head;
+  const int64_t scores = (dtype == at::kFloat ? 2 : 4) * chunk * per_kv_head;
   // normed input, gate (act*up in place), up, down output, residual sum.
   int64_t mlp = rows * elt * (2 * config.hidden_size + 2 * config.intermediate_size + config.hidden_size);
   // gemma: the normed attention and MLP outputs (fp32 and cast); q/k norms: q and k in fp32.

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <vector>
 
@@ -401,5 +402,23 @@ TEST(Decoder, ScratchEstimate_GrowsWithTokensAndCoversScores) {
   EXPECT_GE(large, config.n_heads * 256 * 256 * 4);  // one full fp32 score matrix
 }
 
+
+// attend() lets ATen's CPU softmax overwrite the fp32 scores (at::_softmax_out into its input):
+// that must give at::softmax's bits, masked (-inf) entries and whole rows of -inf included.
+TEST(DecoderAttention, InPlaceCpuSoftmax_SameBitsAsOutOfPlace) {
+  c10::InferenceMode guard;
+  at::manual_seed(3);
+  for (int64_t keys : {1, 7, 64, 300}) {
+    at::Tensor scores = at::randn({2, 3, 11, keys}) * 30;
+    scores.masked_fill_(at::rand({2, 3, 11, keys}) < 0.3, -std::numeric_limits<double>::infinity());
+    scores[0][0][0].fill_(-std::numeric_limits<double>::infinity());
+    const at::Tensor expected = at::softmax(scores, -1, at::kFloat);
+    at::Tensor in_place = scores.clone();
+    at::_softmax_out(in_place, in_place, -1, false);
+    const at::Tensor same = expected.view(at::kInt).eq(in_place.view(at::kInt))
+                                .logical_or(expected.isnan().logical_and(in_place.isnan()));
+    EXPECT_TRUE(same.all().item<bool>()) << keys << " keys";
+  }
+}
 }  // namespace
 }  // namespace pipeprune
