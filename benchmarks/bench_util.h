@@ -5,7 +5,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
-#include <malloc.h>
 
 #include <chrono>
 #include <cstdint>
@@ -27,9 +26,8 @@ inline int configure_threads() {
     const char* env = std::getenv("PIPEPRUNE_BENCH_THREADS");
     int n = env != nullptr ? std::atoi(env) : static_cast<int>(std::thread::hardware_concurrency());
     if (n < 1) n = 1;
-    // main()'s heap and allocator (PIPEPRUNE_ALLOCATOR=default keeps ATen's own, for A/B runs).
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
-    install_large_page_allocator();
+    // main()'s host-memory policy (PIPEPRUNE_ALLOCATOR=default keeps ATen's allocator, for A/B runs).
+    configure_host_allocation();
     at::set_num_threads(n);
     using SetThreads = void (*)(int);
     if (auto* set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);

@@ -1,7 +1,6 @@
 // The pipeprune entry point: parses the command line, runs one subcommand, and turns any
 // failure into one error line and a non-zero exit. Under mpirun, a failing rank removes its
 // temporary outputs and aborts the whole job so the other ranks never wait forever.
-#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,10 +49,6 @@ void ensure_passive_wait_policy(char** argv) {
 
 int main(int argc, char** argv) {
   ensure_passive_wait_policy(argv);
-  // Large tensors always come from mmap and go back to the system when freed; without this,
-  // glibc raises its mmap threshold after the first frees and keeps freed layers in the heap,
-  // so resident memory would drift above what the memory planner accounts for.
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   CLI::App app{"pipeprune: one-shot pruning (magnitude, Wanda, SparseGPT) of Llama-family models,\n"
                "on one CPU, one GPU, or a pipeline of ranks under mpirun"};
   app.require_subcommand(1);
@@ -67,10 +62,10 @@ int main(int argc, char** argv) {
   runners["synth"] = pipeprune::add_synth_command(app);
   runners["tokenize"] = pipeprune::add_tokenize_command(app);
   try {
-    // Tensors of 4 MiB and more: their own mapping in transparent huge pages, one page fault per
-    // 2 MiB instead of per 4 KiB, still unmapped when freed (core/common/large_page_allocator.h).
-    // Before parsing, which makes no tensors, so that a bad PIPEPRUNE_ALLOCATOR is a one-line error.
-    pipeprune::install_large_page_allocator();
+    // Large tensors go back to the system when freed, those of 4 MiB and more in transparent
+    // huge pages (core/common/large_page_allocator.h). Before parsing, which makes no tensors,
+    // so that a bad PIPEPRUNE_ALLOCATOR is a one-line error.
+    pipeprune::configure_host_allocation();
     std::vector<std::string> args(argv + 1, argv + argc);
     args = pipeprune::expand_config_file(app, args, {"prune", "eval", "generate"});
     // CLI11 takes the arguments in reverse order.

@@ -2,6 +2,7 @@
 
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <torch/version.h>
 
@@ -88,5 +89,10 @@ bool install_large_page_allocator() {
 }
 
 bool large_page_allocator_installed() { return installed.load(); }
+
+void configure_host_allocation() {
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  install_large_page_allocator();
+}
 
 }  // namespace pipeprune

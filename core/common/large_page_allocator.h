@@ -20,8 +20,14 @@ namespace pipeprune {
 // installed; throws Error naming the variable for any other value.
 bool install_large_page_allocator();
 
-// Whether it is installed (for reports and tests).
+// Whether it is installed (for tests).
 bool large_page_allocator_installed();
+
+// The process's host-memory policy, for main() and the benchmarks alike: glibc's mmap threshold
+// pinned at 1 MiB (without it glibc raises the threshold after the first frees and keeps freed
+// layers in the heap, so resident memory would drift above what the memory planner accounts
+// for), then install_large_page_allocator().
+void configure_host_allocation();
 
 // Allocations at or above this size get their own huge-page mapping.
 constexpr std::size_t kLargePageAllocationBytes = std::size_t{4} << 20;

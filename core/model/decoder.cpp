@@ -36,6 +36,18 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// x: [B, T, heads, D] -> [B, heads, T, D] with the rotary embedding of cos/sin ([T, rotary])
+// applied to its first `rotary` dims (phi3's partial_rotary_factor passes the rest through).
+at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t rotary = cos.size(-1), head_dim = x.size(-1);
+  // One pass, the same bits as the expression below (core/model/rotary_kernel.h).
+  if (rotary == head_dim && rotate_cpu_applies(x, cos)) return rotate_cpu(x, cos, sin).transpose(1, 2);
+  const at::Tensor t = x.transpose(1, 2);
+  if (rotary == head_dim) return t * cos + rotate_half(t) * sin;
+  const at::Tensor t_rot = t.narrow(-1, 0, rotary);
+  return at::cat({t_rot * cos + rotate_half(t_rot) * sin, t.narrow(-1, rotary, head_dim - rotary)}, -1);
+}
+
 // Who sees the linears' inputs, and where the forward may stop: after the input of `last`
 // (decoder_layer_linear_inputs), when one is given.
 struct Taps {
@@ -168,23 +180,8 @@ at::Tensor attention_block(const DecoderLayerWeights& w, const ModelConfig& conf
   const at::Tensor& sin_table = local ? rope.local_sin : rope.sin;
   const at::Tensor cos = cos_table.narrow(0, position_offset, tokens).to(x.device(), x.scalar_type());
   const at::Tensor sin = sin_table.narrow(0, position_offset, tokens).to(x.device(), x.scalar_type());
-  const int64_t rotary = cos.size(-1);
-  if (rotary == head_dim && rotate_cpu_applies(q, cos) && rotate_cpu_applies(k, cos)) {
-    // One pass each, the same bits as the expression below (core/model/rotary_kernel.h).
-    q = rotate_cpu(q, cos, sin).transpose(1, 2);
-    k = rotate_cpu(k, cos, sin).transpose(1, 2);
-  } else if (rotary == head_dim) {
-    q = q.transpose(1, 2);
-    k = k.transpose(1, 2);
-    q = q * cos + rotate_half(q) * sin;
-    k = k * cos + rotate_half(k) * sin;
-  } else {  // phi3's partial_rotary_factor: the last dims pass through
-    q = q.transpose(1, 2);
-    k = k.transpose(1, 2);
-    const at::Tensor q_rot = q.narrow(-1, 0, rotary), k_rot = k.narrow(-1, 0, rotary);
-    q = at::cat({q_rot * cos + rotate_half(q_rot) * sin, q.narrow(-1, rotary, head_dim - rotary)}, -1);
-    k = at::cat({k_rot * cos + rotate_half(k_rot) * sin, k.narrow(-1, rotary, head_dim - rotary)}, -1);
-  }
+  q = apply_rotary(q, cos, sin);
+  k = apply_rotary(k, cos, sin);
 
   at::Tensor keys = k, values = v;
   int64_t key_start = position_offset;

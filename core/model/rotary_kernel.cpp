@@ -22,7 +22,7 @@ at::Tensor rotate_cpu(const at::Tensor& x, const at::Tensor& cos, const at::Tens
                                           << ", sin " << sin.sizes() << " do not fit the CPU rotary kernel");
   const int64_t batch = x.size(0), tokens = x.size(1), heads = x.size(2), dim = x.size(3), half = dim / 2;
   const at::Tensor c = cos.contiguous(), s = sin.contiguous();
-  at::Tensor out = at::empty({batch, tokens, heads, dim}, x.options().memory_format(at::MemoryFormat::Contiguous));
+  at::Tensor out = at::empty({batch, tokens, heads, dim}, x.options());
   const float* xp = x.data_ptr<float>();
   const float* cp = c.data_ptr<float>();
   const float* sp = s.data_ptr<float>();
