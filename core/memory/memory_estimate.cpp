@@ -137,7 +137,7 @@ int64_t prune_activation_stores(const StageShare& share, const EstimateSettings&
   return n_model_layers >= 2 ? 2 : 1;
 }
 
-MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& share, const EstimateSettings& settings) {
+std::vector<MemoryEstimate> prune_phases(const ModelSpec& spec, const StageShare& share, const EstimateSettings& settings) {
   const ModelConfig& config = spec.config;
   const bool calibrated = settings.method != PruneMethod::kMagnitude;
   const int64_t sample_bytes = settings.seqlen * config.hidden_size * settings.compute_element_size;
@@ -147,11 +147,11 @@ MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& shar
   const int64_t mask_scratch = layer_mask_scratch(config, settings);
   const int64_t stats = calibrated ? layer_statistics(config, settings) : 0;
 
-  MemoryEstimate peak;
+  std::vector<MemoryEstimate> phases;
   auto consider = [&](MemoryEstimate phase, const std::string& name) {
     phase.baseline = settings.baseline_bytes;
     phase.peak_phase = name;
-    if (phase.total() > peak.total() || peak.peak_phase.empty()) peak = phase;
+    phases.push_back(std::move(phase));
   };
 
   if (settings.dense_calibration) {
@@ -159,8 +159,10 @@ MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& shar
     MemoryEstimate phase;
     for (int64_t l = share.first_layer; l < share.end_layer; ++l) {
       phase.weights += layer_weights(spec, l, settings.compute_element_size);
+      phase.weights_stored += spec.bytes_layer(l);
     }
     if (share.embedding) phase.weights += spec.bytes_embedding();
+    if (share.embedding) phase.weights_stored += spec.bytes_embedding();
     phase.activations = calibrated ? 2 * sample_bytes : 0;
     phase.statistics = stats * n_layers;
     phase.scratch = std::max(forward_scratch, mask_scratch);
@@ -173,6 +175,7 @@ MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& shar
       // The first rank embeds every sample and sends the others' on; it keeps its own.
       MemoryEstimate phase;
       phase.weights = spec.bytes_embedding();
+      phase.weights_stored = phase.weights;
       const ActivationSplit one = split_activations(1, settings.local_samples, sample_bytes, settings.activation_ram_bytes);
       phase.activations = one.ram;
       phase.activations_spilled = one.spilled;
@@ -193,6 +196,7 @@ MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& shar
       const std::string name = "layer " + std::to_string(l) + (owner ? " (owner)" : "");
       MemoryEstimate reduce;
       reduce.weights = layer_weights(spec, l, settings.compute_element_size);
+      reduce.weights_stored = spec.bytes_layer(l);
       reduce.activations = activations.ram;
       reduce.activations_spilled = activations.spilled;
       // Stats passes and reductions: every input's block sums and this rank's totals, with one
@@ -213,6 +217,7 @@ MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& shar
     if (share.embedding && calibrated) {
       MemoryEstimate phase;
       phase.weights = spec.bytes_embedding();
+      phase.weights_stored = phase.weights;
       const ActivationSplit one = split_activations(1, settings.nsamples, sample_bytes, settings.activation_ram_bytes);
       phase.activations = one.ram;
       phase.activations_spilled = one.spilled;
@@ -221,6 +226,7 @@ MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& shar
     for (int64_t l = share.first_layer; l < share.end_layer; ++l) {
       MemoryEstimate phase;
       phase.weights = layer_weights(spec, l, settings.compute_element_size);
+      phase.weights_stored = spec.bytes_layer(l);
       phase.activations = activations.ram;
       phase.activations_spilled = activations.spilled;
       phase.statistics = stats;
@@ -232,7 +238,16 @@ MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& shar
     // Saving: the first rank copies the embedding, final norm and lm_head into the output.
     MemoryEstimate phase;
     phase.weights = std::max(spec.bytes_embedding(), spec.bytes_head());
+    phase.weights_stored = phase.weights;
     consider(phase, "saving");
+  }
+  return phases;
+}
+
+MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& share, const EstimateSettings& settings) {
+  MemoryEstimate peak;
+  for (MemoryEstimate& phase : prune_phases(spec, share, settings)) {
+    if (phase.total() > peak.total() || peak.peak_phase.empty()) peak = std::move(phase);
   }
   return peak;
 }

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/model/model_spec.h"
 #include "core/prune/pruner.h"
@@ -56,6 +57,10 @@ struct EstimateSettings {
 struct MemoryEstimate {
   int64_t baseline = 0;
   int64_t weights = 0;
+  // The part of `weights` held in the checkpoint's dtype (the layer as loaded, pruned in place
+  // and written from there; the embedding and head): on a GPU rank it stays in host RAM, the
+  // compute copy (the rest) is on the device.
+  int64_t weights_stored = 0;
   int64_t activations = 0;  // in RAM (spilled bytes are not counted)
   int64_t activations_spilled = 0;
   int64_t statistics = 0;
@@ -72,7 +77,9 @@ int64_t prune_activation_stores(const StageShare& share, bool calibrated);
 // every layer).
 int64_t prune_activation_stores(const StageShare& share, const EstimateSettings& settings, int64_t n_model_layers);
 
-// Peak of a rank in `prune` (sequential or dense calibration).
+// Every phase of a rank in `prune` (embedding, each layer or layer pass, saving), in order.
+std::vector<MemoryEstimate> prune_phases(const ModelSpec& spec, const StageShare& share, const EstimateSettings& settings);
+// Peak of a rank in `prune` (sequential or dense calibration): the largest of its phases.
 MemoryEstimate estimate_prune_rank(const ModelSpec& spec, const StageShare& share, const EstimateSettings& settings);
 
 // The smallest budget a prune rank can run in: every activation spilled but one sample of each
