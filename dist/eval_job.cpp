@@ -48,7 +48,8 @@ EvalResult run_eval_job(Transport& transport, const EvalJobOptions& options) {
   c10::InferenceMode inference_guard;
   const auto start = std::chrono::steady_clock::now();
   const StageContext context =
-      open_stage(transport, StageOptions{options.model_dir, options.device, options.compute_dtype, options.budget_bytes});
+      open_stage(transport, StageOptions{options.model_dir, options.device, options.compute_dtype, options.budget_bytes,
+                                         std::nullopt});
   const int64_t seqlen = clamp_seqlen(options.seqlen, context.config.context_positions());
   const at::Tensor windows = eval_windows(context, options, seqlen);
   if (!options.save_windows.empty()) {

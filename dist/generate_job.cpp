@@ -42,7 +42,8 @@ GenerateResult run_generate_job(Transport& transport, const GenerateJobOptions& 
   PIPEPRUNE_CHECK(options.temperature >= 0.0, ConfigError, "--temperature must be >= 0");
   PIPEPRUNE_CHECK(options.top_p > 0.0 && options.top_p <= 1.0, ConfigError, "--top-p must be in (0, 1]");
   const StageContext context =
-      open_stage(transport, StageOptions{options.model_dir, options.device, options.compute_dtype, options.budget_bytes});
+      open_stage(transport, StageOptions{options.model_dir, options.device, options.compute_dtype, options.budget_bytes,
+                                         std::nullopt});
   const auto tokenizer = load_tokenizer(context.model_dir);
   GenerateResult result;
   result.token_ids = tokenizer->encode_with_bos(options.prompt);

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/common/error.h"
+#include "core/memory/gpu_memory_estimate.h"
 #include "core/memory/hdf5_activation_store.h"
 #include "core/memory/host_memory.h"
 #include "dist/abort_cleanup.h"
@@ -43,12 +44,58 @@ std::string MemoryPlan::describe() const {
   if (estimate.activations_spilled > 0) line += fmt::format(" + {} spilled to disk", format_bytes(estimate.activations_spilled));
   line += fmt::format(", statistics {}, scratch {}; peak at {})", format_bytes(estimate.statistics),
                       format_bytes(estimate.scratch), estimate.peak_phase);
+  if (gpu) {
+    line = "device: " + line + fmt::format("; host: estimated peak {} of budget {} (process {}, weights {}, activations {}",
+                                           format_bytes(host_estimate.total()), format_bytes(host_budget_bytes),
+                                           format_bytes(host_estimate.baseline), format_bytes(host_estimate.weights),
+                                           format_bytes(host_estimate.activations));
+    if (host_estimate.activations_spilled > 0) {
+      line += fmt::format(" + {} spilled to disk", format_bytes(host_estimate.activations_spilled));
+    }
+    line += fmt::format(", staging {}); activations on the {}", format_bytes(host_estimate.scratch),
+                        activations_on_host ? "host" : "device");
+  }
   return line;
 }
 
 namespace {
 
+// A GPU rank: the device and the host each against its own budget.
+MemoryPlan plan_gpu_prune_memory_of_rank(const StageContext& context, EstimateSettings settings) {
+  settings.baseline_bytes = context.baseline_bytes;
+  const GpuPrunePlan gpu = plan_gpu_prune_rank(context.spec, context.share(), settings, context.stage.budget_bytes,
+                                               context.host_budget_bytes);
+  const std::string where = fmt::format("rank {} ({}, {})", context.rank(), context.stage.host, context.stage.device);
+  if (!gpu.fits && gpu.device_short) {
+    PIPEPRUNE_FAIL(OutOfMemoryError,
+                   fmt::format("{}: a device budget of {} cannot hold layers {}-{} even with the activations in host RAM: "
+                               "it needs at least {} on the device (CUDA runtime, one layer's compute copy, statistics, "
+                               "scratch, two samples in flight); raise --max-memory cuda=SIZE, lower --seqlen, or "
+                               "--compute-dtype bf16",
+                               where, format_bytes(context.stage.budget_bytes), context.stage.first_layer,
+                               context.stage.end_layer - 1, format_bytes(gpu.least_bytes)));
+  }
+  if (!gpu.fits) {
+    PIPEPRUNE_FAIL(OutOfMemoryError,
+                   fmt::format("{}: a host budget of {} cannot hold layers {}-{} with the activations offloaded from "
+                               "the device: it needs at least {} of host RAM (the process, one stored layer, one sample "
+                               "per activation store, staging); raise --max-memory cpu=SIZE or lower --seqlen",
+                               where, format_bytes(context.host_budget_bytes), context.stage.first_layer,
+                               context.stage.end_layer - 1, format_bytes(gpu.least_bytes)));
+  }
+  MemoryPlan plan;
+  plan.gpu = true;
+  plan.budget_bytes = context.stage.budget_bytes;
+  plan.host_budget_bytes = context.host_budget_bytes;
+  plan.estimate = gpu.estimate.device;
+  plan.host_estimate = gpu.estimate.host;
+  plan.activations_on_host = gpu.estimate.placement == ActivationPlacement::kHost;
+  plan.activation_ram_per_store = gpu.host_ram_per_store;
+  return plan;
+}
+
 MemoryPlan plan_prune_memory_of_rank(const StageContext& context, EstimateSettings settings) {
+  if (context.device.is_cuda()) return plan_gpu_prune_memory_of_rank(context, settings);
   MemoryPlan plan;
   plan.budget_bytes = context.stage.budget_bytes;
   settings.baseline_bytes = context.baseline_bytes;
@@ -117,7 +164,9 @@ MemoryPlan plan_eval_memory_of_rank(const StageContext& context, int64_t n_windo
 std::unique_ptr<ActivationStore> make_planned_store(const MemoryPlan& plan, int64_t n_samples,
                                                     const std::filesystem::path& spill_dir, int rank,
                                                     const std::string& name) {
-  if (!plan.spills()) return make_memory_activation_store(n_samples);
+  if (!plan.spills()) {
+    return plan.activations_on_host ? make_host_activation_store(n_samples) : make_memory_activation_store(n_samples);
+  }
   std::error_code ec;
   std::filesystem::create_directories(spill_dir, ec);
   PIPEPRUNE_CHECK(!ec, IoError, spill_dir.string() << ": cannot create the --spill-dir (" << ec.message() << ")");

@@ -18,10 +18,16 @@
 namespace pipeprune {
 
 struct MemoryPlan {
-  MemoryEstimate estimate;         // with the spill below applied
+  MemoryEstimate estimate;         // with the spill below applied; a GPU rank's: its device
   int64_t budget_bytes = 0;
   int64_t activation_ram_per_store = -1;  // < 0: every activation in RAM
   bool resident = false;                  // eval: every owned layer held at once
+  // A GPU rank of a prune job (core/memory/gpu_memory_estimate.h): its host RAM, and whether
+  // the activations are offloaded there (spilling beyond activation_ram_per_store per store).
+  bool gpu = false;
+  MemoryEstimate host_estimate;
+  int64_t host_budget_bytes = 0;
+  bool activations_on_host = false;
   bool spills() const { return activation_ram_per_store >= 0; }
   std::string describe() const;  // one line for the log
 };
@@ -37,8 +43,9 @@ MemoryPlan plan_eval_memory_of_rank(const StageContext& context, int64_t n_windo
 // so no rank is left waiting for a peer that gave up.
 MemoryPlan plan_eval_memory(const StageContext& context, int64_t n_windows, int64_t seqlen);
 
-// Creates one activation store of the plan: in RAM, or spilling to `spill_dir` beyond the
-// plan's RAM share (the spill file is registered for removal if the job aborts).
+// Creates one activation store of the plan: where the samples are put (host RAM or the device),
+// in host RAM (a GPU rank's offloaded activations), or spilling to `spill_dir` beyond the plan's
+// host RAM share (the spill file is registered for removal if the job aborts).
 std::unique_ptr<ActivationStore> make_planned_store(const MemoryPlan& plan, int64_t n_samples,
                                                     const std::filesystem::path& spill_dir, int rank,
                                                     const std::string& name);

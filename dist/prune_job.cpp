@@ -204,7 +204,7 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
   memory_log.checkpoint("start");
   const StageContext context =
       open_stage(transport, StageOptions{options.model_dir, options.layer.device, options.layer.compute_dtype,
-                                         options.budget_bytes});
+                                         options.budget_bytes, options.host_budget_bytes});
   log::info("stage plan ({} rank{}):\n{}", context.world_size(), context.world_size() > 1 ? "s" : "",
             format_stage_plan(context.plan));
   // Every rank checks the same options against the same model: all fail alike, before any work.

@@ -43,6 +43,7 @@ struct PruneJobOptions {
   CalibrationOptions calibration;
   std::optional<int64_t> max_shard_bytes;
   std::optional<int64_t> budget_bytes;
+  std::optional<int64_t> host_budget_bytes;  // GPU ranks: host RAM (offloaded activations)
   std::filesystem::path eval_data;  // empty: no evaluation
   int64_t eval_max_chunks = 0;
   bool eval_dense = false;          // also evaluate the input model first

@@ -78,7 +78,7 @@ PruneReport gather_prune_report(const StageContext& context, const PruneJobOptio
       {"device", context.device.str()}};
   nlohmann::json mine = nlohmann::json::array();
   for (const auto& layer : layers) mine.push_back(layer_result_json(layer, context.config, context.rank()));
-  const nlohmann::json rank_memory = {{"rank", context.rank()},
+  nlohmann::json rank_memory = {{"rank", context.rank()},
                                  {"host", context.stage.host},
                                  {"device", context.stage.device},
                                  {"layers", {context.stage.first_layer, context.stage.end_layer}},
@@ -94,6 +94,18 @@ PruneReport gather_prune_report(const StageContext& context, const PruneJobOptio
                                    {"scratch", memory.estimate.scratch},
                                    {"peak_phase", memory.estimate.peak_phase}}},
                                  {"peak_rss_bytes", process_peak_rss_bytes()}};
+  if (memory.gpu) {
+    // The figures above are the device's; what the rank holds in host RAM besides.
+    rank_memory["activations_on"] = memory.activations_on_host ? "host" : "device";
+    rank_memory["host_budget_bytes"] = memory.host_budget_bytes;
+    rank_memory["estimated_host_peak_bytes"] = memory.host_estimate.total();
+    rank_memory["host_estimate"] = {{"process", memory.host_estimate.baseline},
+                                    {"weights", memory.host_estimate.weights},
+                                    {"activations", memory.host_estimate.activations},
+                                    {"activations_spilled", memory.host_estimate.activations_spilled},
+                                    {"staging", memory.host_estimate.scratch},
+                                    {"peak_phase", memory.host_estimate.peak_phase}};
+  }
   const auto all_layers = context.transport->all_gather_string(mine.dump());
   const auto all_memory = context.transport->all_gather_string(rank_memory.dump());
   for (const auto& text : all_layers) {

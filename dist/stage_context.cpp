@@ -30,8 +30,14 @@ StageContext open_stage(Transport& transport, const StageOptions& options) {
   mine.host = host_name();
   mine.device = options.device.str();
   const std::vector<std::string> hosts = transport.all_gather_string(mine.host);
-  mine.budget_bytes = options.budget_bytes ? *options.budget_bytes
-                                           : default_budget_bytes(options.device, ranks_on_host(hosts, transport.rank()));
+  const int sharing = ranks_on_host(hosts, transport.rank());
+  mine.budget_bytes = options.budget_bytes ? *options.budget_bytes : default_budget_bytes(options.device, sharing);
+  if (!options.device.is_cuda()) {
+    context.host_budget_bytes = mine.budget_bytes;
+  } else {
+    context.host_budget_bytes =
+        options.host_budget_bytes ? *options.host_budget_bytes : default_budget_bytes(c10::Device(c10::kCPU), sharing);
+  }
   std::vector<RankResources> ranks(hosts.size());
   const std::vector<double> budgets = transport.all_gather_double(static_cast<double>(mine.budget_bytes));
   const std::vector<std::string> devices = transport.all_gather_string(mine.device);

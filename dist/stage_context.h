@@ -28,6 +28,8 @@ struct StageOptions {
   c10::ScalarType compute_dtype = c10::ScalarType::Float;
   // This rank's memory budget; unset: derived from the free memory of its host (see budget.h).
   std::optional<int64_t> budget_bytes;
+  // A GPU rank's host RAM budget; unset: its share of the host's free RAM (see budget.h).
+  std::optional<int64_t> host_budget_bytes;
 };
 
 struct StageContext {
@@ -37,6 +39,8 @@ struct StageContext {
   ModelSpec spec;  // shapes and bytes of every tensor, from the headers
   SafetensorsCheckpoint checkpoint;
   int64_t baseline_bytes = 0;  // this rank's RSS before any model data (runtime_baseline_bytes)
+  // Host RAM this rank may use besides its device (on a CPU rank the stage budget is the host's).
+  int64_t host_budget_bytes = 0;
   StagePlan plan;
   Stage stage;
   c10::Device device = c10::Device(c10::kCPU);

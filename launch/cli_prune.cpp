@@ -99,6 +99,7 @@ int run(const PruneCli& cli) {
   job.layer.device = env.device;
   job.layer.compute_dtype = env.compute_dtype;
   job.budget_bytes = env.budget_bytes;
+  job.host_budget_bytes = env.host_budget_bytes;
   const PruneJobResult result = run_prune_job(*env.transport, job);
   log::info("done in {:.1f}s", result.seconds);
   return 0;

@@ -24,6 +24,9 @@ struct CommonOptions {
   int threads = 0;  // 0: every core of this rank's share
   bool quiet = false;
   bool verbose = false;
+  // `plan`: nothing goes to the device, so `--device cuda` names the GPU being planned for and
+  // needs none here (its size then comes from --max-memory cuda=SIZE).
+  bool planning_only = false;
 };
 
 void add_common_options(CLI::App& command, CommonOptions& options);
@@ -34,6 +37,8 @@ struct RunEnvironment {
   c10::Device device = c10::Device(c10::kCPU);
   c10::ScalarType compute_dtype = c10::ScalarType::Float;
   std::optional<int64_t> budget_bytes;
+  // A GPU rank's host RAM budget (--max-memory cpu=...); unset: its share of the host's free RAM.
+  std::optional<int64_t> host_budget_bytes;
 };
 
 // Creates the transport (MPI when launched under mpirun/srun), sets the log rank, threads,

@@ -26,7 +26,10 @@ class ActivationStore {
   virtual int64_t bytes_spilled() const = 0;
 };
 
-// All samples in host (or device) memory.
+// All samples where they are put: host RAM for CPU tensors, the device for device tensors.
 std::unique_ptr<ActivationStore> make_memory_activation_store(int64_t n_samples);
+// All samples in host RAM whatever device they come from: a GPU rank's activations offloaded
+// from the device. Copies of CUDA tensors land in pinned memory (the copy back is DMA).
+std::unique_ptr<ActivationStore> make_host_activation_store(int64_t n_samples);
 
 }  // namespace pipeprune

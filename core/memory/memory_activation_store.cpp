@@ -10,19 +10,24 @@ namespace {
 
 class MemoryActivationStore final : public ActivationStore {
  public:
-  explicit MemoryActivationStore(int64_t n_samples) : samples_(static_cast<size_t>(n_samples)) {}
+  MemoryActivationStore(int64_t n_samples, bool host_only)
+      : samples_(static_cast<size_t>(n_samples)), host_only_(host_only) {}
 
   int64_t size() const override { return static_cast<int64_t>(samples_.size()); }
 
   void put(int64_t index, const at::Tensor& activation) override {
     check_index(index);
     at::Tensor& slot = samples_[static_cast<size_t>(index)];
+    const c10::Device where = host_only_ ? c10::Device(c10::kCPU) : activation.device();
     // Reuse the slot's storage when shapes agree: no allocation per sample in the layer loop.
     if (slot.defined() && slot.sizes() == activation.sizes() && slot.dtype() == activation.dtype() &&
-        slot.device() == activation.device()) {
+        slot.device() == where) {
       slot.copy_(activation);
-    } else {
+    } else if (where == activation.device()) {
       slot = activation.clone(at::MemoryFormat::Contiguous);
+    } else {
+      slot = at::empty(activation.sizes(), activation.options().device(where).pinned_memory(activation.is_cuda()));
+      slot.copy_(activation);
     }
   }
 
@@ -48,12 +53,17 @@ class MemoryActivationStore final : public ActivationStore {
                     "activation index " << index << " outside [0, " << size() << ")");
   }
   std::vector<at::Tensor> samples_;
+  bool host_only_;
 };
 
 }  // namespace
 
 std::unique_ptr<ActivationStore> make_memory_activation_store(int64_t n_samples) {
-  return std::make_unique<MemoryActivationStore>(n_samples);
+  return std::make_unique<MemoryActivationStore>(n_samples, /*host_only=*/false);
+}
+
+std::unique_ptr<ActivationStore> make_host_activation_store(int64_t n_samples) {
+  return std::make_unique<MemoryActivationStore>(n_samples, /*host_only=*/true);
 }
 
 }  // namespace pipeprune
