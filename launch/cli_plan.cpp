@@ -40,7 +40,8 @@ std::string eval_placement(const StageContext& context, int64_t seqlen) {
 int run(const PlanCli& cli) {
   RunEnvironment env = make_environment(cli.common);
   const StageContext context =
-      open_stage(*env.transport, StageOptions{cli.model, env.device, env.compute_dtype, env.budget_bytes});
+      open_stage(*env.transport,
+                 StageOptions{cli.model, env.device, env.compute_dtype, env.budget_bytes, env.host_budget_bytes});
   const int64_t seqlen = std::min<int64_t>(cli.seqlen, context.config.context_positions());
   const std::vector<std::string> placements = env.transport->all_gather_string(eval_placement(context, seqlen));
   if (env.transport->rank() == 0) {
@@ -65,6 +66,7 @@ CommandRunner add_plan_command(CLI::App& app) {
   command->add_option("--model", cli->model, "Hugging Face checkpoint folder")->required();
   command->add_option("--seqlen", cli->seqlen, "window length the eval placement is planned for (clamped to the context)");
   add_common_options(*command, cli->common);
+  cli->common.planning_only = true;
   return [cli] { return run(*cli); };
 }
 

@@ -2,6 +2,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 
 #include <thread>
 
@@ -16,18 +17,35 @@ namespace {
 
 std::unique_ptr<Transport> g_transport;
 
-c10::Device resolve_device(const std::string& name, int local_rank) {
-  const bool cuda_available = at::hasCUDA();
+// A GPU index this node does not have would fail later as "invalid device ordinal" at the first
+// tensor, or as a budget that cannot be read; say which rank and what to pass instead.
+c10::Device checked_cuda(const std::string& name, c10::Device device, int local_rank, bool planning_only) {
+  if (planning_only) return device;
+  const auto gpus = static_cast<int64_t>(at::getNumGPUs());
+  PIPEPRUNE_CHECK(device.index() < gpus, ConfigError,
+                  "--device " << name << ": " << device << " does not exist, this node shows " << gpus
+                              << " GPU(s)" << (name == "cuda:" + std::to_string(device.index()) ? "" : fmt::format(
+                                     " and this rank is its node-local rank {}", local_rank))
+                              << "; run at most " << gpus << " rank(s) per node with --device cuda, or name one "
+                              << "with --device cuda:N (N < " << gpus << ")");
+  return device;
+}
+
+c10::Device resolve_device(const std::string& name, int local_rank, bool planning_only) {
+  const bool cuda_available = at::hasCUDA() || planning_only;
   if (name == "cpu") return c10::Device(c10::kCPU);
   if (name == "auto") {
-    return cuda_available ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank)) : c10::Device(c10::kCPU);
+    if (!cuda_available) return c10::Device(c10::kCPU);
+    return checked_cuda(name, c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank)), local_rank,
+                        planning_only);
   }
   if (name.rfind("cuda", 0) == 0) {
     PIPEPRUNE_CHECK(cuda_available, ConfigError,
                     "--device " << name << ": this LibTorch build has no CUDA support or no GPU is visible; "
                                            "use --device cpu");
-    if (name == "cuda") return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
-    return c10::Device(name);
+    const c10::Device device =
+        name == "cuda" ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank)) : c10::Device(name);
+    return checked_cuda(name, device, local_rank, planning_only);
   }
   PIPEPRUNE_FAIL(ConfigError, "--device: unknown device '" << name << "' (use cpu, cuda, cuda:N or auto)");
 }
@@ -63,11 +81,12 @@ RunEnvironment make_environment(const CommonOptions& options) {
   const launcher::EnvLookup env_vars = launcher::process_env();
   const int local_rank = launcher::local_rank(env_vars).value_or(0);
   const int local_size = launcher::local_size(env_vars).value_or(1);
-  env.device = resolve_device(options.device, local_rank);
+  env.device = resolve_device(options.device, local_rank, options.planning_only);
   env.compute_dtype = resolve_compute_dtype(options.compute_dtype);
   TransportOptions transport_options;
   transport_options.kind = parse_transport_kind(options.transport);
-  transport_options.device = env.device;
+  // A plan made for GPUs on a machine without one exchanges its few strings over the CPU.
+  transport_options.device = options.planning_only && !at::hasCUDA() ? c10::Device(c10::kCPU) : env.device;
   if (!g_transport) g_transport = create_transport(transport_options);
   env.transport = g_transport.get();
   log::set_rank(env.transport->rank(), env.transport->size());
@@ -83,6 +102,7 @@ RunEnvironment make_environment(const CommonOptions& options) {
   set_blas_threads(threads);
   if (!options.max_memory.empty()) {
     env.budget_bytes = budget_from_spec(options.max_memory, env.transport->rank(), env.device.type());
+    if (env.device.is_cuda()) env.host_budget_bytes = budget_from_spec(options.max_memory, env.transport->rank(), c10::kCPU);
   }
   return env;
 }

@@ -1,6 +1,7 @@
 // Memory planning end to end: estimates against measured peaks, activation spill, a model
 // several times larger than its budget, injected out-of-memory fallback, budgets too small for
 // one layer, and the --log-memory CSV.
+#include <ATen/Context.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -260,6 +261,26 @@ TEST(PlanCommand, PlacementFollowsTheBudgetAndMatchesEval) {
   fs::remove_all(dir);
 }
 
+// Planning a GPU job from a machine without a GPU: the stated cuda= budget is the device's,
+// the placement names the device, and prune/eval on that device are still refused here.
+TEST(PlanCommand, PlansForACudaDeviceThisMachineLacks) {
+  const auto roomy = run_pipeprune({"plan", "--model", kDemoModel, "--device", "cuda", "--max-memory", "cuda=80GiB"});
+  ASSERT_EQ(roomy.exit_code, 0) << roomy.err;
+  EXPECT_NE(roomy.out.find("cuda:0"), std::string::npos) << roomy.out;
+  EXPECT_NE(roomy.out.find("80.00 GiB"), std::string::npos) << roomy.out;
+  EXPECT_NE(roomy.out.find("layers resident on cuda:0"), std::string::npos) << roomy.out;
+  const auto small = run_pipeprune({"plan", "--model", kDemoModel, "--device", "cuda", "--max-memory", "cuda=20MiB"});
+  ASSERT_EQ(small.exit_code, 0) << small.err;
+  EXPECT_NE(small.out.find("does not fit: rank 0: a memory budget of 20.00 MiB"), std::string::npos) << small.out;
+  if (!at::hasCUDA()) {
+    const auto run = run_pipeprune({"eval", "--model", kDemoModel, "--data", kText, "--device", "cuda"});
+    EXPECT_NE(run.exit_code, 0);
+    EXPECT_NE(run.err.find("--device cuda: this LibTorch build has no CUDA support or no GPU is visible"),
+              std::string::npos)
+        << run.err;
+  }
+}
+
 TEST(EstimateCommand, QuickTableAndPerRankTable) {
   const auto quick = run_pipeprune({"estimate"});
   ASSERT_EQ(quick.exit_code, 0) << quick.err;
@@ -272,6 +293,33 @@ TEST(EstimateCommand, QuickTableAndPerRankTable) {
   const auto tiny = run_pipeprune({"estimate", "--params", "70B", "--max-memory", "cpu=4GiB"});
   ASSERT_EQ(tiny.exit_code, 0) << tiny.err;
   EXPECT_NE(tiny.out.find("NO (needs >="), std::string::npos) << tiny.out;
+}
+
+TEST(EstimateCommand, GpuRanksShowDeviceAndHostRows) {
+  const auto quick = run_pipeprune({"estimate"});
+  ASSERT_EQ(quick.exit_code, 0) << quick.err;
+  EXPECT_NE(quick.out.find("fewest GPUs"), std::string::npos) << quick.out;
+
+  // 70B over eight 80 GiB GPUs: every rank fits, each with a cuda row and a host row.
+  const auto eight = run_pipeprune({"estimate", "--params", "70B", "--world", "8", "--max-memory", "cuda=80GiB",
+                                    "--method", "sparsegpt"});
+  ASSERT_EQ(eight.exit_code, 0) << eight.err;
+  EXPECT_EQ(eight.out.find("NO (needs"), std::string::npos) << eight.out;
+  EXPECT_NE(eight.out.find("   7 70-79"), std::string::npos) << eight.out;
+  size_t cuda_rows = 0;
+  for (size_t at = eight.out.find(" cuda "); at != std::string::npos; at = eight.out.find(" cuda ", at + 1)) ++cuda_rows;
+  EXPECT_EQ(cuda_rows, 8u) << eight.out;
+
+  // One 24 GiB GPU cannot hold 70B's activations: they go to host RAM, named in the table.
+  const auto small = run_pipeprune({"estimate", "--params", "70B", "--world", "8", "--max-memory",
+                                    "cuda=24GiB,cpu=20GiB", "--method", "sparsegpt"});
+  ASSERT_EQ(small.exit_code, 0) << small.err;
+  EXPECT_NE(small.out.find("host RAM"), std::string::npos) << small.out;
+
+  // Asking for GPU figures on a machine without one, with no size given: told which flag to set.
+  const auto unsized = run_pipeprune({"estimate", "--params", "7B", "--device", "cuda"});
+  EXPECT_NE(unsized.exit_code, 0);
+  EXPECT_NE(unsized.err.find("--max-memory cuda="), std::string::npos) << unsized.err;
 }
 
 }  // namespace
