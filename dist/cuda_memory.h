@@ -1,17 +1,18 @@
-// GPU memory figures from the CUDA runtime and LibTorch's caching allocator, looked up at run
-// time: this build links no CUDA library (Debian's LibTorch is CPU-only), and with a CUDA
-// LibTorch the same binary code finds the symbols that library has loaded.
+// GPU memory figures from the CUDA runtime and LibTorch's caching allocator.
 //
-// - free bytes: cudaMemGetInfo (the driver's view, all processes).
-// - allocated / reserved / peak: c10::cuda::CUDACachingAllocator::getDeviceStats (LibTorch 1.x
-//   exports it as a function; where it is missing or not exported, e.g. LibTorch 2.x where it
-//   became inline, the driver's "used" bytes, total minus free, stand in for all three).
+// - free bytes: cudaMemGetInfo (the driver's view, all processes), a C function looked up in the
+//   loaded process, so a CPU-only build (Debian's LibTorch, maybe with NCCL's libcudart) needs
+//   no CUDA library to start.
+// - allocated / reserved / peak: the caching allocator's own statistics, through its C++ API in
+//   a build against a CUDA LibTorch (dist/cuda_allocator.h); without them (a CPU-only build,
+//   or CUDA not yet initialised) the driver's "used" bytes, total minus free, stand in.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 
 #include "core/memory/memory_log.h"
+#include "dist/cuda_allocator.h"
 
 namespace pipeprune {
 
@@ -19,15 +20,11 @@ namespace pipeprune {
 struct CudaMemoryApi {
   int (*set_device)(int) = nullptr;
   int (*mem_get_info)(size_t* free_bytes, size_t* total_bytes) = nullptr;
-  // Writes LibTorch's DeviceStats for `device` into `out` (at least kDeviceStatsBufferBytes).
-  void (*device_stats)(int device, void* out) = nullptr;
+  std::optional<CudaAllocatorStats> (*allocator_stats)(int device) = nullptr;
 };
 
-// Room given to LibTorch's DeviceStats (a few hundred bytes in every version): the callee
-// writes its own struct, whatever its size, into a buffer at least this large.
-inline constexpr size_t kDeviceStatsBufferBytes = 4096;
-
-// The symbols of the loaded process (all null without a CUDA runtime and LibTorch).
+// The runtime's symbols in the loaded process (null without a CUDA runtime) and, in a CUDA
+// LibTorch build, the caching allocator's statistics.
 CudaMemoryApi loaded_cuda_memory_api();
 
 // Free bytes of GPU `index`; nullopt when no CUDA runtime is loaded or the call fails.

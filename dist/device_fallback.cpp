@@ -1,10 +1,9 @@
 #include "dist/device_fallback.h"
 
-#include <dlfcn.h>
-
 #include <c10/util/Exception.h>
 
 #include "core/common/error.h"
+#include "dist/cuda_allocator.h"
 
 namespace pipeprune {
 
@@ -20,14 +19,6 @@ bool is_out_of_memory(const std::exception_ptr& error) {
   }
 }
 
-void release_device_caches() {
-  // c10::cuda::CUDACachingAllocator::emptyCache(), looked up at run time so the CPU-only build
-  // needs no CUDA library; present whenever a CUDA LibTorch is loaded.
-  using EmptyCache = void (*)();
-  if (auto* empty_cache =
-          reinterpret_cast<EmptyCache>(dlsym(RTLD_DEFAULT, "_ZN3c104cuda20CUDACachingAllocator10emptyCacheEv"))) {
-    empty_cache();
-  }
-}
+void release_device_caches() { release_cuda_allocator_cache(); }
 
 }  // namespace pipeprune

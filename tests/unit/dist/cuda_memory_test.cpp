@@ -1,9 +1,6 @@
 // GPU memory readings for --log-memory and the default budget, through fake CUDA entry points:
-// the runtime's free/total bytes, LibTorch's allocator statistics written at the offsets its
-// DeviceStats struct puts them, and every "not available" path.
+// the runtime's free/total bytes, LibTorch's allocator statistics, and every "not available" path.
 #include <gtest/gtest.h>
-
-#include <cstring>
 
 #include "dist/cuda_memory.h"
 
@@ -23,24 +20,16 @@ int fake_mem_get_info(size_t* free_bytes, size_t* total_bytes) {
 }
 int failing_mem_get_info(size_t*, size_t*) { return 2; }  // cudaErrorMemoryAllocation
 
-// LibTorch's DeviceStats: eight StatArrays, each three Stats (aggregate, small pool, large pool)
-// of four int64 {current, peak, allocated, freed}; allocated_bytes is the fifth array and
-// reserved_bytes the sixth. The whole buffer is written, as a larger struct would be.
-void fake_device_stats(int device, void* out) {
-  std::memset(out, 0x7f, kDeviceStatsBufferBytes);
-  auto put = [out](size_t array, size_t field, int64_t value) {
-    std::memcpy(static_cast<char*>(out) + array * 3 * 32 + field * 8, &value, sizeof(value));
-  };
-  put(4, 0, 1000 + device);  // allocated_bytes[AGGREGATE].current
-  put(4, 1, 5000);           // allocated_bytes[AGGREGATE].peak
-  put(5, 0, 2000);           // reserved_bytes[AGGREGATE].current
+std::optional<CudaAllocatorStats> fake_allocator_stats(int device) {
+  return CudaAllocatorStats{1000 + device, 2000, 5000};
 }
+std::optional<CudaAllocatorStats> uninitialised_allocator(int) { return std::nullopt; }
 
 TEST(CudaMemory, AllocatorStatistics_AllocatedReservedPeakAndDriverFree) {
   CudaMemoryApi api;
   api.set_device = fake_set_device;
   api.mem_get_info = fake_mem_get_info;
-  api.device_stats = fake_device_stats;
+  api.allocator_stats = fake_allocator_stats;
   const auto reading = cuda_memory_reading(3, api);
   ASSERT_TRUE(reading.has_value());
   EXPECT_EQ(g_selected_device, 3);
@@ -63,13 +52,32 @@ TEST(CudaMemory, NoAllocatorStatistics_DriverUsedBytesStandIn) {
   EXPECT_EQ(cuda_free_bytes(0, api), 30);
 }
 
+TEST(CudaMemory, AllocatorNotInitialised_DriverUsedBytesStandIn) {
+  CudaMemoryApi api;
+  api.set_device = fake_set_device;
+  api.mem_get_info = fake_mem_get_info;
+  api.allocator_stats = uninitialised_allocator;
+  const auto reading = cuda_memory_reading(0, api);
+  ASSERT_TRUE(reading.has_value());
+  EXPECT_EQ(reading->allocated_bytes, 50);
+  EXPECT_EQ(reading->peak_bytes, 50);
+}
+
+// This CPU-only build has no caching allocator: no statistics, and releasing its cache is a no-op.
+TEST(CudaAllocator, CpuOnlyBuild_NoStatisticsAndReleaseIsHarmless) {
+  if (built_with_cuda_libtorch()) GTEST_SKIP() << "built against a CUDA LibTorch";
+  EXPECT_FALSE(cuda_allocator_stats(0).has_value());
+  release_cuda_allocator_cache();
+  EXPECT_EQ(loaded_cuda_memory_api().allocator_stats, nullptr);
+}
+
 TEST(CudaMemory, NoRuntimeOrFailingCalls_NoReading) {
   EXPECT_FALSE(cuda_memory_reading(0, CudaMemoryApi{}).has_value());
   EXPECT_FALSE(cuda_free_bytes(0, CudaMemoryApi{}).has_value());
   CudaMemoryApi no_device;
   no_device.set_device = failing_set_device;
   no_device.mem_get_info = fake_mem_get_info;
-  no_device.device_stats = fake_device_stats;
+  no_device.allocator_stats = fake_allocator_stats;
   EXPECT_FALSE(cuda_memory_reading(0, no_device).has_value());
   EXPECT_FALSE(cuda_free_bytes(0, no_device).has_value());
   CudaMemoryApi failing;
