@@ -8,6 +8,8 @@
 
 #include <cstring>
 
+#include "dist/transport/torch_cuda_stream.h"
+
 namespace pipeprune {
 namespace {
 
@@ -72,9 +74,10 @@ class CudaNcclApi final : public NcclApi {
   CudaError cuda_set_device(int device) override { return cudaSetDevice(device); }
   CudaError cuda_stream_create(CudaStream* stream) override {
     cudaStream_t created = nullptr;
-    // A blocking stream: it waits for work on the legacy default stream, where LibTorch computes
-    // unless told otherwise, so a tensor is complete before NCCL reads it.
-    cudaError_t error = cudaStreamCreate(&created);
+    // Non-blocking: no implicit ordering with the legacy default stream; the transport orders
+    // every NCCL call after LibTorch's current stream with an event instead, whichever stream
+    // that is.
+    cudaError_t error = cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking);
     *stream = created;
     return error;
   }
@@ -82,6 +85,20 @@ class CudaNcclApi final : public NcclApi {
     return cudaStreamSynchronize(to_cuda(stream));
   }
   CudaError cuda_stream_destroy(CudaStream stream) override { return cudaStreamDestroy(to_cuda(stream)); }
+  CudaError cuda_event_create(CudaEvent* event) override {
+    cudaEvent_t created = nullptr;
+    cudaError_t error = cudaEventCreateWithFlags(&created, cudaEventDisableTiming);
+    *event = created;
+    return error;
+  }
+  CudaError cuda_event_record(CudaEvent event, CudaStream stream) override {
+    return cudaEventRecord(static_cast<cudaEvent_t>(event), to_cuda(stream));
+  }
+  CudaError cuda_stream_wait_event(CudaStream stream, CudaEvent event) override {
+    return cudaStreamWaitEvent(to_cuda(stream), static_cast<cudaEvent_t>(event), 0);
+  }
+  CudaError cuda_event_destroy(CudaEvent event) override { return cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
+  CudaStream compute_stream(int device) override { return torch_current_cuda_stream(device); }
   const char* cuda_get_error_string(CudaError error) override {
     return cudaGetErrorString(static_cast<cudaError_t>(error));
   }

@@ -18,6 +18,7 @@ using NcclResult = int;    // ncclResult_t
 using CudaError = int;     // cudaError_t
 using NcclComm = void*;    // ncclComm_t
 using CudaStream = void*;  // cudaStream_t
+using CudaEvent = void*;   // cudaEvent_t
 
 constexpr NcclResult kNcclSuccess = 0;
 constexpr NcclResult kNcclUnhandledCudaError = 1;
@@ -60,6 +61,14 @@ class NcclApi {
   virtual CudaError cuda_stream_create(CudaStream* stream) = 0;
   virtual CudaError cuda_stream_synchronize(CudaStream stream) = 0;
   virtual CudaError cuda_stream_destroy(CudaStream stream) = 0;
+  // An event without timing, recorded on LibTorch's stream and waited on by the NCCL stream.
+  virtual CudaError cuda_event_create(CudaEvent* event) = 0;
+  virtual CudaError cuda_event_record(CudaEvent event, CudaStream stream) = 0;
+  virtual CudaError cuda_stream_wait_event(CudaStream stream, CudaEvent event) = 0;
+  virtual CudaError cuda_event_destroy(CudaEvent event) = 0;
+  // The stream LibTorch queues this thread's work for `device` on (its current stream); in a
+  // build without a CUDA LibTorch, the legacy default stream (nullptr).
+  virtual CudaStream compute_stream(int device) = 0;
   virtual const char* cuda_get_error_string(CudaError error) = 0;
 };
 

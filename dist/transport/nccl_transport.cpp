@@ -55,13 +55,15 @@ std::string local_probe(NcclApi& api, const NcclSetup& setup, int* device) {
 
 class NcclTransport final : public Transport {
  public:
-  NcclTransport(std::unique_ptr<Transport> bootstrap, std::shared_ptr<NcclApi> api, NcclComm comm,
-                CudaStream stream, c10::Device buffer_device)
-      : bootstrap_(std::move(bootstrap)), api_(std::move(api)), comm_(comm), stream_(stream),
-        buffer_device_(buffer_device), rank_(bootstrap_->rank()), size_(bootstrap_->size()) {}
+  NcclTransport(std::unique_ptr<Transport> bootstrap, std::shared_ptr<NcclApi> api, NcclComm comm, int device,
+                CudaStream stream, CudaEvent compute_done, c10::Device buffer_device)
+      : bootstrap_(std::move(bootstrap)), api_(std::move(api)), comm_(comm), device_(device), stream_(stream),
+        compute_done_(compute_done), buffer_device_(buffer_device), rank_(bootstrap_->rank()),
+        size_(bootstrap_->size()) {}
 
   ~NcclTransport() override {
     if (comm_ != nullptr) failed_ ? api_->comm_abort(comm_) : api_->comm_destroy(comm_);
+    api_->cuda_event_destroy(compute_done_);
     api_->cuda_stream_destroy(stream_);
   }
 
@@ -77,6 +79,7 @@ class NcclTransport final : public Transport {
       bootstrap_->send(wire::header_to_tensor(h), dst, {options.tag});
     });
     if (header.nbytes == 0) return;
+    after_compute("ncclSend to rank " + std::to_string(dst));
     check_nccl(api_->send(buffer.data_ptr(), header.nbytes, dst, comm_, stream_),
                "ncclSend to rank " + std::to_string(dst));
     synchronize("ncclSend to rank " + std::to_string(dst));
@@ -91,6 +94,7 @@ class NcclTransport final : public Transport {
     at::Tensor out = allocate(header);
     // Received even when unexpected, so the sender's ncclSend completes.
     if (header.nbytes > 0) {
+      after_compute("ncclRecv from rank " + std::to_string(src));
       check_nccl(api_->recv(out.data_ptr(), header.nbytes, src, comm_, stream_),
                  "ncclRecv from rank " + std::to_string(src));
       synchronize("ncclRecv from rank " + std::to_string(src));
@@ -113,6 +117,7 @@ class NcclTransport final : public Transport {
       buffer = allocate(header);
     }
     if (header.nbytes > 0) {
+      after_compute("ncclBroadcast from rank " + std::to_string(root));
       check_nccl(api_->broadcast(buffer.data_ptr(), buffer.data_ptr(), header.nbytes, root, comm_, stream_),
                  "ncclBroadcast from rank " + std::to_string(root));
       synchronize("ncclBroadcast from rank " + std::to_string(root));
@@ -176,6 +181,7 @@ class NcclTransport final : public Transport {
     const auto& h = headers[rank_];
     at::Tensor all = at::empty({size_, mine.numel()}, at::TensorOptions().dtype(mine.scalar_type()).device(buffer_device_));
     if (h.nbytes > 0) {
+      after_compute("ncclAllGather");
       check_nccl(api_->all_gather(mine.data_ptr(), all.data_ptr(), h.nbytes, comm_, stream_), "ncclAllGather");
       synchronize("ncclAllGather");
     }
@@ -187,6 +193,10 @@ class NcclTransport final : public Transport {
   // Shapes differ: a group of point-to-point transfers, the usual all-gather-v over NCCL.
   std::vector<at::Tensor> gather_unequal(const at::Tensor& mine, const std::vector<wire::TensorHeader>& headers) {
     std::vector<at::Tensor> result(size_);
+    for (int r = 0; r < size_; ++r) {
+      if (r != rank_) result[r] = allocate(headers[r]);
+    }
+    after_compute("all_gather");
     check_nccl(api_->group_start(), "ncclGroupStart");
     for (int r = 0; r < size_; ++r) {
       if (r == rank_) continue;
@@ -194,7 +204,6 @@ class NcclTransport final : public Transport {
         check_nccl(api_->send(mine.data_ptr(), headers[rank_].nbytes, r, comm_, stream_),
                    "ncclSend to rank " + std::to_string(r) + " in all_gather");
       }
-      result[r] = allocate(headers[r]);
       if (headers[r].nbytes > 0) {
         check_nccl(api_->recv(result[r].data_ptr(), headers[r].nbytes, r, comm_, stream_),
                    "ncclRecv from rank " + std::to_string(r) + " in all_gather");
@@ -213,6 +222,22 @@ class NcclTransport final : public Transport {
                                       << "; a peer probably failed (see its log; NCCL_DEBUG=INFO says more)");
   }
 
+  // Makes the NCCL stream wait for everything LibTorch has queued so far on its current stream:
+  // the copy or kernel that produced the tensor being sent, the allocation received into (whose
+  // memory an earlier kernel on that stream may still be using).
+  void after_compute(const std::string& what) {
+    CudaError error = api_->cuda_event_record(compute_done_, api_->compute_stream(device_));
+    const char* call = "cudaEventRecord";
+    if (error == kCudaSuccess) {
+      error = api_->cuda_stream_wait_event(stream_, compute_done_);
+      call = "cudaStreamWaitEvent";
+    }
+    if (error == kCudaSuccess) return;
+    failed_ = true;
+    PIPEPRUNE_FAIL(CommError, "rank " << rank_ << ": " << what << ": " << call << " (ordering NCCL after LibTorch's "
+                                      << "stream) failed: " << api_->cuda_get_error_string(error));
+  }
+
   // Waits for this rank's NCCL work; a failure may be NCCL's asynchronous error.
   void synchronize(const std::string& what) {
     CudaError error = api_->cuda_stream_synchronize(stream_);
@@ -229,7 +254,9 @@ class NcclTransport final : public Transport {
   std::unique_ptr<Transport> bootstrap_;
   std::shared_ptr<NcclApi> api_;
   NcclComm comm_;
+  int device_;
   CudaStream stream_;
+  CudaEvent compute_done_;
   c10::Device buffer_device_;
   int rank_;
   int size_;
@@ -253,17 +280,21 @@ std::unique_ptr<Transport> create_nccl_transport(std::unique_ptr<Transport> boot
 
   std::string error;
   CudaStream stream = nullptr;
+  CudaEvent compute_done = nullptr;
   NcclUniqueId id{};
   if (CudaError e = api->cuda_set_device(device); e != kCudaSuccess) {
     error = "cudaSetDevice(" + std::to_string(device) + "): " + api->cuda_get_error_string(e);
   } else if (CudaError e = api->cuda_stream_create(&stream); e != kCudaSuccess) {
     error = std::string("cudaStreamCreate: ") + api->cuda_get_error_string(e);
+  } else if (CudaError e = api->cuda_event_create(&compute_done); e != kCudaSuccess) {
+    error = std::string("cudaEventCreate: ") + api->cuda_get_error_string(e);
   } else if (boot.rank() == 0) {
     if (NcclResult r = api->get_unique_id(&id); r != kNcclSuccess) {
       error = std::string("ncclGetUniqueId: ") + api->get_error_string(r);
     }
   }
   auto destroy_stream = [&] {
+    if (compute_done != nullptr) api->cuda_event_destroy(compute_done);
     if (stream != nullptr) api->cuda_stream_destroy(stream);
   };
   try {
@@ -291,7 +322,8 @@ std::unique_ptr<Transport> create_nccl_transport(std::unique_ptr<Transport> boot
   }
   c10::Device buffer_device = setup.buffer_device.value_or(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(device)));
   log::info("NCCL transport: {} ranks, this rank on cuda:{}", boot.size(), device);
-  return std::make_unique<NcclTransport>(std::move(bootstrap), std::move(api), comm, stream, buffer_device);
+  return std::make_unique<NcclTransport>(std::move(bootstrap), std::move(api), comm, device, stream, compute_done,
+                                         buffer_device);
 }
 
 }  // namespace pipeprune

@@ -7,8 +7,11 @@
 // bootstrap rather than as an NCCL message because the receiver must know the size before it
 // can allocate the device buffer; a header read back from the device would cost a copy and a
 // stream synchronisation per message, and over the bootstrap the checks and error messages are
-// exactly those of the MPI backend. Each NCCL call runs on the transport's own stream and is
-// synchronised before returning, so calls block like the other backends.
+// exactly those of the MPI backend. Each NCCL call runs on the transport's own (non-blocking)
+// stream, first made to wait, through an event, for the work LibTorch has queued on its current
+// stream (the tensor being sent, the allocation being received into), and is synchronised
+// before returning, so calls block like the other backends and LibTorch's later work needs no
+// event.
 // Point-to-point order: NCCL has no tags; data pairs up in program order per peer, and the tag
 // matches the header on the bootstrap. Every collective here is collective over all ranks.
 #pragma once
@@ -37,7 +40,7 @@ struct NcclSetup {
 // one line saying which ranks cannot and why ("ranks 0,1: cudaGetDeviceCount: ...").
 std::string probe_nccl(Transport& bootstrap, NcclApi& api, const NcclSetup& setup);
 
-// Collective over `bootstrap`: probes, selects the device, creates the stream, broadcasts rank
+// Collective over `bootstrap`: probes, selects the device, creates the stream and event, broadcasts rank
 // 0's unique id and initialises the communicator. When any rank fails, every rank throws a
 // CommError naming the failing ranks and NCCL's or CUDA's own error string, e.g.
 // "--transport nccl: no usable GPU (ranks 0,1: cudaGetDeviceCount: ...); use --transport mpi".

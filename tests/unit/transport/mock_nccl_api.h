@@ -45,6 +45,11 @@ class MockNcclApi : public NcclApi {
   MOCK_METHOD(CudaError, cuda_stream_create, (CudaStream * stream), (override));
   MOCK_METHOD(CudaError, cuda_stream_synchronize, (CudaStream stream), (override));
   MOCK_METHOD(CudaError, cuda_stream_destroy, (CudaStream stream), (override));
+  MOCK_METHOD(CudaError, cuda_event_create, (CudaEvent * event), (override));
+  MOCK_METHOD(CudaError, cuda_event_record, (CudaEvent event, CudaStream stream), (override));
+  MOCK_METHOD(CudaError, cuda_stream_wait_event, (CudaStream stream, CudaEvent event), (override));
+  MOCK_METHOD(CudaError, cuda_event_destroy, (CudaEvent event), (override));
+  MOCK_METHOD(CudaStream, compute_stream, (int device), (override));
   MOCK_METHOD(const char*, cuda_get_error_string, (CudaError error), (override));
 };
 
@@ -84,6 +89,12 @@ inline CudaStream fake_stream(int rank) {
   return reinterpret_cast<CudaStream>(static_cast<uintptr_t>(0x5000 + rank));
 }
 
+inline CudaEvent fake_event(int rank) { return reinterpret_cast<CudaEvent>(static_cast<uintptr_t>(0x7000 + rank)); }
+// LibTorch's current stream on the rank's device.
+inline CudaStream fake_compute_stream(int rank) {
+  return reinterpret_cast<CudaStream>(static_cast<uintptr_t>(0x9000 + rank));
+}
+
 // NCCL's and CUDA's own texts for the codes the tests use.
 inline const char* nccl_error_text(NcclResult result) {
   switch (result) {
@@ -116,6 +127,11 @@ inline void behave_like_working_gpu(MockNcclApi& api, FakeNcclWire& wire, int ra
   ON_CALL(api, cuda_stream_create(_)).WillByDefault(DoAll(SetArgPointee<0>(fake_stream(rank)), Return(kCudaSuccess)));
   ON_CALL(api, cuda_stream_synchronize(_)).WillByDefault(Return(kCudaSuccess));
   ON_CALL(api, cuda_stream_destroy(_)).WillByDefault(Return(kCudaSuccess));
+  ON_CALL(api, cuda_event_create(_)).WillByDefault(DoAll(SetArgPointee<0>(fake_event(rank)), Return(kCudaSuccess)));
+  ON_CALL(api, cuda_event_record(_, _)).WillByDefault(Return(kCudaSuccess));
+  ON_CALL(api, cuda_stream_wait_event(_, _)).WillByDefault(Return(kCudaSuccess));
+  ON_CALL(api, cuda_event_destroy(_)).WillByDefault(Return(kCudaSuccess));
+  ON_CALL(api, compute_stream(_)).WillByDefault(Return(fake_compute_stream(rank)));
   ON_CALL(api, get_unique_id(_)).WillByDefault(Invoke([](NcclUniqueId* id) {
     for (size_t i = 0; i < kNcclUniqueIdBytes; ++i) id->internal[i] = static_cast<char>(i * 3 + 1);
     return kNcclSuccess;

@@ -22,6 +22,8 @@ using ::testing::Return;
 using ::testing::SetArgPointee;
 using testing::error_message;
 using testing::fake_comm;
+using testing::fake_compute_stream;
+using testing::fake_event;
 using testing::fake_stream;
 using testing::FakeNcclWire;
 using testing::MockNcclApi;
@@ -160,17 +162,23 @@ TEST(NcclTransport, Probe_HealthyAndBroken_EmptyOrReasonWithoutSideEffects) {
   EXPECT_EQ(probe_nccl(*world[0], api, NcclSetup{}), "rank 0: cudaGetDeviceCount: no CUDA-capable device is detected");
 }
 
-TEST(NcclTransport, SendRecv_HeaderOverBootstrapThenOneNcclCallEachAndSync) {
+TEST(NcclTransport, SendRecv_HeaderOverBootstrapThenOneNcclCallEachAfterLibTorchsStreamAndSync) {
   NcclWorld world(2);
-  {
+  for (int r = 0; r < 2; ++r) {
     InSequence order;
-    EXPECT_CALL(world.api(0), send(NotNull(), 24, 1, fake_comm(0), fake_stream(0)));
-    EXPECT_CALL(world.api(0), cuda_stream_synchronize(fake_stream(0)));
-  }
-  {
-    InSequence order;
-    EXPECT_CALL(world.api(1), recv(NotNull(), 24, 0, fake_comm(1), fake_stream(1)));
-    EXPECT_CALL(world.api(1), cuda_stream_synchronize(fake_stream(1)));
+    // The NCCL stream first waits for LibTorch's current stream (the tensor's copy, the
+    // receive buffer's allocation), through the rank's one event.
+    EXPECT_CALL(world.api(r), compute_stream(0));
+    EXPECT_CALL(world.api(r), cuda_event_record(fake_event(r), fake_compute_stream(r)));
+    EXPECT_CALL(world.api(r), cuda_stream_wait_event(fake_stream(r), fake_event(r)));
+    if (r == 0) {
+      EXPECT_CALL(world.api(0), send(NotNull(), 24, 1, fake_comm(0), fake_stream(0)));
+    } else {
+      EXPECT_CALL(world.api(1), recv(NotNull(), 24, 0, fake_comm(1), fake_stream(1)));
+    }
+    EXPECT_CALL(world.api(r), cuda_stream_synchronize(fake_stream(r)));
+    EXPECT_CALL(world.api(r), cuda_event_destroy(fake_event(r)));  // with the transport
+    EXPECT_CALL(world.api(r), cuda_stream_destroy(fake_stream(r)));
   }
   world.run([](Transport& t) {
     if (t.rank() == 0) {
@@ -212,6 +220,49 @@ TEST(NcclTransport, Send_NcclFails_CommErrorWithNcclStringAndCommAborted) {
                   HasSubstr("rank 0: ncclSend to rank 1 failed: remote process exited or there was a network error"));
     }
   });
+}
+
+TEST(NcclTransport, OrderingAfterLibTorchFails_CommErrorNamingTheCallAndNoNcclCall) {
+  NcclWorld world(2);
+  EXPECT_CALL(world.api(0), cuda_stream_wait_event(_, _)).WillOnce(Return(700));
+  EXPECT_CALL(world.api(0), send(_, _, _, _, _)).Times(0);
+  EXPECT_CALL(world.api(0), comm_abort(fake_comm(0))).Times(1);
+  world.run([](Transport& t) {
+    if (t.rank() == 0) {
+      EXPECT_THAT(error_message<CommError>([&] { t.send(at::ones({4}), 1); }),
+                  HasSubstr("rank 0: ncclSend to rank 1: cudaStreamWaitEvent (ordering NCCL after LibTorch's stream) "
+                            "failed: an illegal memory access was encountered"));
+    }
+  });
+}
+
+TEST(NcclTransport, Collectives_EachWaitsForLibTorchsStreamBeforeItsNcclCalls) {
+  NcclWorld world(3);
+  for (int r = 0; r < 3; ++r) {
+    InSequence order;
+    EXPECT_CALL(world.api(r), cuda_stream_wait_event(fake_stream(r), fake_event(r)));
+    EXPECT_CALL(world.api(r), broadcast(_, _, _, 0, _, fake_stream(r)));
+    EXPECT_CALL(world.api(r), cuda_stream_wait_event(fake_stream(r), fake_event(r)));
+    EXPECT_CALL(world.api(r), all_gather(_, _, _, _, fake_stream(r)));
+    EXPECT_CALL(world.api(r), cuda_stream_wait_event(fake_stream(r), fake_event(r)));  // once for the group
+    EXPECT_CALL(world.api(r), group_start());
+  }
+  world.run([](Transport& t) {
+    t.broadcast(t.rank() == 0 ? at::ones({2}) : at::Tensor(), {0});
+    t.all_gather(at::full({2}, t.rank()));
+    t.all_gather(at::ones({t.rank() + 1}));
+  });
+}
+
+TEST(NcclTransport, Create_EventCreateFails_EveryRankThrowsAndTheStreamIsDestroyed) {
+  NcclWorld world(2);
+  EXPECT_CALL(world.api(1), cuda_event_create(_)).WillOnce(Return(2));
+  EXPECT_CALL(world.api(1), cuda_stream_destroy(fake_stream(1))).Times(1);
+  EXPECT_CALL(world.api(0), cuda_event_destroy(fake_event(0))).Times(1);
+  EXPECT_CALL(world.api(0), comm_init_rank(_, _, _, _)).Times(0);
+  for (const std::string& message : world.create_errors()) {
+    EXPECT_THAT(message, HasSubstr("cannot set up the GPU (rank 1: cudaEventCreate: "));
+  }
 }
 
 TEST(NcclTransport, SynchronizeFails_ReportsCudaAndAsyncNcclError) {
