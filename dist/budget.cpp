@@ -4,6 +4,7 @@
 
 #include "core/common/error.h"
 #include "core/memory/host_memory.h"
+#include "dist/cuda_allocator.h"
 #include "dist/cuda_memory.h"
 
 namespace pipeprune {
@@ -20,7 +21,10 @@ int ranks_on_host(const std::vector<std::string>& hosts, int rank) {
 
 int64_t default_budget_bytes(c10::Device device, int ranks_sharing) {
   if (device.is_cuda()) {
-    // One rank per GPU: the device's own free memory is this rank's.
+    // One rank per GPU: the device's own free memory is this rank's. What LibTorch's caching
+    // allocator holds unused (after an earlier job of this process, e.g. prune before its eval)
+    // would be reused, so it goes back to the driver before the count.
+    release_cuda_allocator_cache();
     const std::optional<int64_t> free_bytes = cuda_free_bytes(device.has_index() ? device.index() : 0);
     PIPEPRUNE_CHECK(free_bytes.has_value(), ConfigError,
                     "--device " << device.str() << ": cannot query the GPU's free memory; pass --max-memory cuda=SIZE");

@@ -14,6 +14,11 @@ bool is_out_of_memory(const std::exception_ptr& error) {
     return true;
   } catch (const OutOfMemoryError&) {
     return true;
+  } catch (const c10::Error& e) {
+    // Not every device allocation goes through the caching allocator: a CUDA runtime error
+    // ("CUDA error: out of memory", cudaHostAlloc) or a cuBLAS/cuSOLVER handle's workspace.
+    const std::string what = e.what_without_backtrace();
+    return what.find("out of memory") != std::string::npos || what.find("ALLOC_FAILED") != std::string::npos;
   } catch (...) {
     return false;
   }

@@ -112,6 +112,11 @@ std::optional<double> evaluate(Transport& transport, const PruneJobOptions& opti
   } catch (const Error& e) {
     log::warn("evaluation of the {} model failed: {}", what, e.what());
     return std::nullopt;
+  } catch (const c10::Error& e) {
+    // LibTorch's own (a device out-of-memory in the head's log-softmax): the pruned model is
+    // written already; the job reports it without this perplexity rather than failing.
+    log::warn("evaluation of the {} model failed: {}", what, e.what_without_backtrace());
+    return std::nullopt;
   }
 }
 

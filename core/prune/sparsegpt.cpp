@@ -38,7 +38,11 @@ void check_weight(const at::Tensor& weight, const SparseGptInverse& inverse, con
 at::Tensor inverse_upper_cholesky(const at::Tensor& hessian, double percdamp, HinvFactor factor) {
   try {
     return inverse_upper_factor(hessian, factor);
-  } catch (const c10::Error&) {
+  } catch (const c10::OutOfMemoryError&) {
+    throw;  // the device's memory, not the Hessian: the caller's out-of-memory fallback retries
+  } catch (const c10::Error& e) {
+    // cuSOLVER's workspace or handle can fail to allocate with a plain CUDA error.
+    if (std::string(e.what_without_backtrace()).find("out of memory") != std::string::npos) throw;
     PIPEPRUNE_FAIL(Error, "SparseGPT: the Hessian of this linear is not positive definite after "
                           "damping (percdamp="
                               << percdamp
