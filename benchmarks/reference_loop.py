@@ -1,7 +1,7 @@
 """The published pruning loops, as the yardstick of benchmarks/run_e2e.sh (issue 14).
 
     python benchmarks/reference_loop.py --model DIR --tokens calib.npy --method wanda \
-        --threads 2 --summary ref.json [--compare PIPEPRUNE_OUTPUT_DIR]
+        --threads 2 --summary ref.json [--compare LABEL=PIPEPRUNE_OUTPUT_DIR] [--device cuda]
 
 The loops are those of locuslab/wanda (lib/prune.py: prune_magnitude, prune_wanda with
 lib/layerwrapper.py's WrappedGPT) and IST-DASLab/sparsegpt (llama.py: llama_sequential with
@@ -17,10 +17,13 @@ LlamaAttention (explicit matmul, causal mask, softmax in fp32): the one the publ
 on (transformers 4.28-4.36, before SDPA), and the one pipeprune computes; --attention sdpa
 takes transformers 5's default instead, whose CPU kernel rounds differently (SparseGPT's masks
 then agree to ~0.988 rather than 1.0 on 2 layers of the llama-1b shape, measured 2026-12-02).
-Unstructured sparsity only.
+Unstructured sparsity only. --device cuda runs the same loop, with the same fp32 layer passes, on
+the GPU, as the published code does (benchmarks/gpu_check.sh); the default, cpu, is the port above.
 
 The summary JSON holds the process's wall time from its start (imports, loading, the loop) and
-the loop's alone, per-layer phase seconds, and the peak RSS of this process (getrusage). With
+the loop's alone, per-layer phase seconds, and the peak RSS of this process (getrusage); on a GPU
+also the caching allocator's peak allocated and reserved bytes (the CUDA context not included), with
+the loop's seconds taken after a device synchronize. With
 each --compare LABEL=DIR, after the timing, the pruned linears are compared with that
 pipeprune output folder: the fraction of entries whose zero/non-zero state agrees and the largest difference of the kept
 weights.
@@ -69,7 +72,7 @@ class WrappedGPT:
     def __init__(self, layer):
         self.layer = layer
         self.columns = layer.weight.shape[1]
-        self.scaler_row = torch.zeros(self.columns)
+        self.scaler_row = torch.zeros(self.columns, device=layer.weight.device)
         self.nsamples = 0
 
     def add_batch(self, inp):
@@ -86,7 +89,7 @@ class SparseGPT:
     def __init__(self, layer):
         self.layer = layer
         self.rows, self.columns = layer.weight.shape
-        self.H = torch.zeros((self.columns, self.columns))
+        self.H = torch.zeros((self.columns, self.columns), device=layer.weight.device)
         self.nsamples = 0
 
     def add_batch(self, inp):
@@ -104,7 +107,7 @@ class SparseGPT:
         H[dead, dead] = 1
         W[:, dead] = 0
         damp = percdamp * torch.mean(torch.diag(H))
-        diag = torch.arange(self.columns)
+        diag = torch.arange(self.columns, device=W.device)
         H[diag, diag] += damp
         H = torch.linalg.cholesky(H)
         H = torch.cholesky_inverse(H)
@@ -153,7 +156,8 @@ class Catcher(nn.Module):
 
 def calibration_inputs(model, windows):
     layers = model.model.layers
-    inps = torch.zeros((len(windows), windows.shape[1], model.config.hidden_size), dtype=torch.float32)
+    inps = torch.zeros((len(windows), windows.shape[1], model.config.hidden_size), dtype=torch.float32,
+                       device=windows.device)
     layers[0] = Catcher(layers[0], inps)
     for window in windows:
         try:
@@ -168,7 +172,7 @@ def calibration_inputs(model, windows):
     if model.config._attn_implementation == "eager" and layer_kwargs["attention_mask"] is None:
         # The eager path applies only the mask it is given; the published code always got one.
         n = windows.shape[1]
-        layer_kwargs["attention_mask"] = torch.full((n, n), float("-inf")).triu(1)[None, None]
+        layer_kwargs["attention_mask"] = torch.full((n, n), float("-inf"), device=windows.device).triu(1)[None, None]
     return inps, torch.zeros_like(inps), layer_kwargs
 
 
@@ -243,7 +247,7 @@ def compare(model, folder):
     agree = total = 0
     kept_difference = 0.0
     for key, w in ours.items():
-        other = theirs[key].to(w.dtype)
+        other = theirs[key].to(device=w.device, dtype=w.dtype)
         same = (w == 0) == (other == 0)
         agree += int(same.sum())
         total += same.numel()
@@ -261,30 +265,41 @@ def main():
     parser.add_argument("--sparsity", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--attention", default="eager", choices=["eager", "sdpa"])
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N")
     parser.add_argument("--summary", required=True)
     parser.add_argument("--compare", action="append", default=[], metavar="LABEL=DIR",
                         help="a pipeprune output folder of the same job (repeatable)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    windows = torch.from_numpy(np.load(args.tokens).astype(np.int64))
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: torch {torch.__version__} sees no GPU (torch.cuda.is_available() is False)")
+    windows = torch.from_numpy(np.load(args.tokens).astype(np.int64)).to(device)
     with open(os.path.join(args.model, "config.json")) as f:
         config = json.load(f)
     stored = getattr(torch, config.get("dtype") or config.get("torch_dtype") or "float32")
     model = transformers.AutoModelForCausalLM.from_pretrained(args.model, dtype=stored, attn_implementation=args.attention)
     model.config.use_cache = False
     model.eval()
+    model.to(device)
     loop_start = time.time()
     phases = []
     if args.method == "magnitude":
         prune_magnitude(model, args.sparsity)
     else:
         prune_calibrated(model, windows, args.method, args.sparsity, phases)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the kernels queued by the loop are part of its time
     loop_seconds = time.time() - loop_start
     summary = {"method": args.method, "sparsity": args.sparsity, "threads": args.threads,
                "attention": args.attention, "nsamples": int(windows.shape[0]), "seqlen": int(windows.shape[1]),
                "seconds_total": time.time() - START, "seconds_loop": loop_seconds,
                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                "layers": phases, "torch": torch.__version__, "transformers": transformers.__version__}
+    if device.type == "cuda":
+        summary["device"] = torch.cuda.get_device_name(device)
+        summary["peak_device_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
+        summary["peak_device_reserved_bytes"] = torch.cuda.max_memory_reserved(device)
     summary["compared"] = {}
     for entry in args.compare:
         label, _, folder = entry.partition("=")

@@ -12,6 +12,14 @@ build_dir="${PIPEPRUNE_BUILD_DIR:-$root/build}"
 # error fails here.
 bash "$root/scripts/xcheck_env.sh" "$build_dir"
 bash "$root/scripts/build_cuda_libtorch.sh" "$build_dir"
+# The GPU check's CPU parts with that binary and that Python (benchmarks/gpu_check.sh; its GPU
+# steps say SKIPPED here): the CUDA LibTorch build must run, not only link.
+if [ -x "$build_dir/cuda-libtorch/pipeprune" ] && [ -x "$build_dir/xcheck-venv/bin/python" ]; then
+  bash "$root/benchmarks/gpu_check.sh" --build-dir "$build_dir/cuda-libtorch" --python "$build_dir/xcheck-venv/bin/python" \
+    --out "$build_dir/gpu-check" > "$build_dir/gpu-check.log" 2>&1 ||
+    { tail -40 "$build_dir/gpu-check.log"; echo "gpu_check: the CPU parts failed (log: $build_dir/gpu-check.log)"; exit 1; }
+  echo "gpu_check: CPU parts passed with the CUDA LibTorch build ($build_dir/gpu-check/summary.md)"
+fi
 # mpirun refuses root without these; the container has no shared-memory single-copy support.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
