@@ -264,16 +264,16 @@ TEST(PlanCommand, PlacementFollowsTheBudgetAndMatchesEval) {
 // Planning a GPU job from a machine without a GPU: the stated cuda= budget is the device's,
 // the placement names the device, and prune/eval on that device are still refused here.
 TEST(PlanCommand, PlansForACudaDeviceThisMachineLacks) {
-  const auto roomy = run_pipeprune({"plan", "--model", kDemoModel, "--device", "cuda", "--max-memory", "cuda=80GiB"});
+  const auto roomy = run_pipeprune({"plan", "--model", kModel, "--device", "cuda", "--max-memory", "cuda=80GiB"});
   ASSERT_EQ(roomy.exit_code, 0) << roomy.err;
   EXPECT_NE(roomy.out.find("cuda:0"), std::string::npos) << roomy.out;
   EXPECT_NE(roomy.out.find("80.00 GiB"), std::string::npos) << roomy.out;
   EXPECT_NE(roomy.out.find("layers resident on cuda:0"), std::string::npos) << roomy.out;
-  const auto small = run_pipeprune({"plan", "--model", kDemoModel, "--device", "cuda", "--max-memory", "cuda=20MiB"});
+  const auto small = run_pipeprune({"plan", "--model", kModel, "--device", "cuda", "--max-memory", "cuda=20MiB"});
   ASSERT_EQ(small.exit_code, 0) << small.err;
   EXPECT_NE(small.out.find("does not fit: rank 0: a memory budget of 20.00 MiB"), std::string::npos) << small.out;
   if (!at::hasCUDA()) {
-    const auto run = run_pipeprune({"eval", "--model", kDemoModel, "--data", kText, "--device", "cuda"});
+    const auto run = run_pipeprune({"eval", "--model", kModel, "--data", kText, "--device", "cuda"});
     EXPECT_NE(run.exit_code, 0);
     EXPECT_NE(run.err.find("--device cuda: this LibTorch build has no CUDA support or no GPU is visible"),
               std::string::npos)
