@@ -47,6 +47,13 @@ std::optional<DeviceMemoryReading> cuda_memory_reading(int index, const CudaMemo
     reading.allocated_bytes = stats->allocated_bytes;
     reading.reserved_bytes = stats->reserved_bytes;
     reading.peak_bytes = stats->peak_allocated_bytes;
+  } else if (api.allocator_stats != nullptr) {
+    // A CUDA LibTorch whose allocator has not started: this process holds no tensor memory on
+    // the device yet. The driver's used bytes (the context, other processes) would become the
+    // floor of every later peak.
+    reading.allocated_bytes = 0;
+    reading.reserved_bytes = 0;
+    reading.peak_bytes = 0;
   } else {
     // No allocator statistics: what the driver says is in use on the device stands in.
     const int64_t used = driver->total_bytes - driver->free_bytes;

@@ -4,8 +4,8 @@
 //   loaded process, so a CPU-only build (Debian's LibTorch, maybe with NCCL's libcudart) needs
 //   no CUDA library to start.
 // - allocated / reserved / peak: the caching allocator's own statistics, through its C++ API in
-//   a build against a CUDA LibTorch (dist/cuda_allocator.h); without them (a CPU-only build,
-//   or CUDA not yet initialised) the driver's "used" bytes, total minus free, stand in.
+//   a build against a CUDA LibTorch (dist/cuda_allocator.h), zero before that allocator starts;
+//   in a CPU-only build the driver's "used" bytes, total minus free, stand in.
 #pragma once
 
 #include <cstdint>

@@ -52,15 +52,19 @@ TEST(CudaMemory, NoAllocatorStatistics_DriverUsedBytesStandIn) {
   EXPECT_EQ(cuda_free_bytes(0, api), 30);
 }
 
-TEST(CudaMemory, AllocatorNotInitialised_DriverUsedBytesStandIn) {
+// Before the first device tensor the allocator holds nothing: zero, not the driver's used bytes
+// (context, other processes), which would be the floor of every later peak.
+TEST(CudaMemory, AllocatorNotInitialised_NothingAllocatedYet) {
   CudaMemoryApi api;
   api.set_device = fake_set_device;
   api.mem_get_info = fake_mem_get_info;
   api.allocator_stats = uninitialised_allocator;
   const auto reading = cuda_memory_reading(0, api);
   ASSERT_TRUE(reading.has_value());
-  EXPECT_EQ(reading->allocated_bytes, 50);
-  EXPECT_EQ(reading->peak_bytes, 50);
+  EXPECT_EQ(reading->allocated_bytes, 0);
+  EXPECT_EQ(reading->reserved_bytes, 0);
+  EXPECT_EQ(reading->peak_bytes, 0);
+  EXPECT_EQ(reading->free_bytes, 30);
 }
 
 // This CPU-only build has no caching allocator: no statistics, and releasing its cache is a no-op.
