@@ -61,13 +61,14 @@ int main(int argc, char** argv) {
   runners["estimate"] = pipeprune::add_estimate_command(app);
   runners["synth"] = pipeprune::add_synth_command(app);
   runners["tokenize"] = pipeprune::add_tokenize_command(app);
+  runners["merge"] = pipeprune::add_merge_command(app);
   try {
     // Large tensors go back to the system when freed, those of 4 MiB and more in transparent
     // huge pages (core/common/large_page_allocator.h). Before parsing, which makes no tensors,
     // so that a bad PIPEPRUNE_ALLOCATOR is a one-line error.
     pipeprune::configure_host_allocation();
     std::vector<std::string> args(argv + 1, argv + argc);
-    args = pipeprune::expand_config_file(app, args, {"prune", "eval", "generate"});
+    args = pipeprune::expand_config_file(app, args, {"prune", "eval", "generate", "merge"});
     // CLI11 takes the arguments in reverse order.
     std::reverse(args.begin(), args.end());
     app.parse(args);
