@@ -333,9 +333,12 @@ MergeJobResult run_merge_job(Transport& transport, const MergeJobOptions& option
       MergedTensor merged;
       bool cpu_retry = false;
       try {
+        if (options.inject_out_of_memory.count(source.name) != 0) {
+          PIPEPRUNE_FAIL(OutOfMemoryError, "injected out-of-memory merging " << source.name);
+        }
         merged = merge_one(source, base.get(), models, options, options.device);
       } catch (...) {
-        if (options.device.is_cpu() || !is_out_of_memory(std::current_exception())) throw;
+        if (!is_out_of_memory(std::current_exception())) throw;
         cpu_retry = true;
       }
       if (cpu_retry) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ struct MergeJobOptions {
   std::optional<int64_t> budget_bytes;     // host memory per rank (--max-memory cpu=)
   c10::Device device = c10::Device(c10::kCPU);
   std::filesystem::path report;       // empty: none
+  // Tests: the first attempt of each of these tensors fails as a device out-of-memory would
+  // (launch/test_hooks.h), so the CPU retry runs on any machine.
+  std::set<std::string> inject_out_of_memory;
 };
 
 struct MergeJobResult {

@@ -12,6 +12,7 @@
 #include "dist/merge_job.h"
 #include "launch/commands.h"
 #include "launch/common_options.h"
+#include "launch/test_hooks.h"
 
 namespace pipeprune {
 namespace {
@@ -163,6 +164,7 @@ int run(const MergeCli& cli) {
   RunEnvironment env = make_environment(cli.common);
   job.device = env.device;
   job.budget_bytes = env.device.is_cpu() ? env.budget_bytes : env.host_budget_bytes;
+  job.inject_out_of_memory = merge_out_of_memory_from_environment();
   const MergeJobResult result = run_merge_job(*env.transport, job);
   log::info("merge: {} tensors ({}) in {}{}", result.tensors, format_bytes(result.bytes_written),
             format_duration(result.seconds),

@@ -1,5 +1,6 @@
 #include "launch/test_hooks.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -15,6 +16,20 @@ std::shared_ptr<FaultInjector> fault_injector_from_environment() {
   }
   if (plan.empty()) return nullptr;
   return make_fault_injector(plan);
+}
+
+std::set<std::string> merge_out_of_memory_from_environment() {
+  std::set<std::string> names;
+  const char* value = std::getenv("PIPEPRUNE_TEST_MERGE_OOM");
+  if (value == nullptr) return names;
+  const std::string text = value;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    const size_t end = std::min(text.find(',', begin), text.size());
+    if (end > begin) names.insert(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return names;
 }
 
 }  // namespace pipeprune

@@ -203,6 +203,40 @@ TEST(MergeCommand, LoraFoldEqualsTheDenseUpdateAndMergesAsAModel) {
   fs::remove_all(dir);
 }
 
+// A tensor that runs out of device memory is merged again on the CPU: the same bytes, a warning
+// naming it, and the report says so (injected: this machine has no GPU).
+TEST(MergeCommand, OutOfMemoryTensorIsRedoneOnTheCpu) {
+  const std::string dir = testing::fresh_temp_dir("merge_oom");
+  const std::string base = synth(dir, "base", 1);
+  const std::string x = synth(dir, "x", 2);
+  const std::string y = synth(dir, "y", 3);
+  const std::string down = "model.layers.1.mlp.down_proj.weight";
+  auto ties = [&](const std::string& out, const std::map<std::string, std::string>& env) {
+    return run_pipeprune({"merge", "--method", "ties", "--base", base, "--models", x + "," + y, "--density", "0.5",
+                          "--output", out, "--report", out + ".json"},
+                         env);
+  };
+  ASSERT_EQ(ties(dir + "/free", {}).exit_code, 0);
+  const auto r = ties(dir + "/retried", {{"PIPEPRUNE_TEST_MERGE_OOM", down}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("merge: " + down + " ran out of memory on cpu; merging it on the CPU"), std::string::npos)
+      << r.err;
+  for (const auto& entry : fs::directory_iterator(dir + "/free")) {
+    const std::string file = entry.path().filename().string();
+    EXPECT_EQ(file_bytes(entry.path()), file_bytes(dir + "/retried/" + file)) << file;
+  }
+  int retried = 0;
+  const nlohmann::json report = nlohmann::json::parse(file_bytes(dir + "/retried.json"));
+  for (const auto& t : report["tensors"]) {
+    if (t.value("cpu_retry", false)) {
+      ++retried;
+      EXPECT_EQ(t["name"], down);
+    }
+  }
+  EXPECT_EQ(retried, 1);
+  fs::remove_all(dir);
+}
+
 TEST(MergeCommand, BadInputFailsInOneLineBeforeWriting) {
   const std::string dir = testing::fresh_temp_dir("merge_bad");
   const std::string base = synth(dir, "base", 1);
