@@ -21,6 +21,7 @@
 #include "core/io/safetensors.h"
 #include "core/memory/host_memory.h"
 #include "core/merge/lora_adapter.h"
+#include "core/merge/merge_memory.h"
 #include "core/merge/merge_tensor.h"
 #include "dist/abort_cleanup.h"
 #include "dist/agreed_errors.h"
@@ -239,10 +240,7 @@ int64_t numel_of(const std::vector<int64_t>& shape) {
   return n;
 }
 
-// Per rank, for the largest tensor: the process, (inputs + 3) fp32 copies (the inputs, the task
-// vectors' accumulator, the result and a temporary), the inputs' stored bytes as their mapped
-// pages become resident, and the output-dtype copy. Measured on a llama-1b-shaped bf16 TIES of
-// two models: peak RSS 1.75 GiB where this says 2.11 GiB (docs/merge.md).
+// The largest tensor sets the peak (core/merge/merge_memory.h).
 int64_t estimate_peak(const SafetensorsCheckpoint& donor, const std::vector<TensorSource>& sources, size_t inputs) {
   int64_t largest = 0;
   int64_t stored = 0;
@@ -254,8 +252,7 @@ int64_t estimate_peak(const SafetensorsCheckpoint& donor, const std::vector<Tens
     stored = donor.info(s.name).n_bytes;
     written = n * element_size(s.dtype);
   }
-  const auto copies = static_cast<int64_t>(inputs + 3);
-  return process_rss_bytes() + largest * 4 * copies + stored * static_cast<int64_t>(inputs) + written;
+  return estimate_merge_rank(process_rss_bytes(), largest, stored, written, static_cast<int64_t>(inputs)).total();
 }
 
 json stats_json(const TensorSource& source, const TensorMergeStats& stats, bool cpu_retry) {

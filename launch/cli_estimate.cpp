@@ -10,6 +10,7 @@
 #include "core/memory/gpu_memory_estimate.h"
 #include "core/memory/host_memory.h"
 #include "core/memory/memory_estimate.h"
+#include "core/merge/merge_method.h"
 #include "core/model/synthetic_model.h"
 #include "dist/budget.h"
 #include "dist/cuda_memory.h"
@@ -17,6 +18,7 @@
 #include "dist/stage_context.h"
 #include "dist/stage_plan.h"
 #include "launch/commands.h"
+#include "launch/estimate_merge.h"
 
 namespace pipeprune {
 namespace {
@@ -38,6 +40,8 @@ struct EstimateCli {
   int64_t sample_block = 0;
   std::string device = "auto";  // auto: cuda when --max-memory names a cuda budget
   std::string compute_dtype = "fp32";
+  int64_t merge_models = 2;  // a merge method: models merged, the base not counted
+  std::string out_dtype;     // a merge method: the output dtype ("": the checkpoint's)
 };
 
 bool plans_gpu(const EstimateCli& cli) {
@@ -327,7 +331,12 @@ int run(const EstimateCli& cli) {
   PIPEPRUNE_CHECK(cli.world >= 1, ConfigError, "--world must be >= 1");
   const int sources = !cli.model.empty() + !cli.config.empty() + !cli.params.empty();
   PIPEPRUNE_CHECK(sources <= 1, ConfigError, "estimate: give at most one of --model, --config and --params");
-  if (sources == 0) {
+  if (is_merge_method_name(cli.method)) {
+    PIPEPRUNE_CHECK(sources == 1, ConfigError,
+                    "estimate --method " << cli.method << ": give the model (--model, --config or --params)");
+    print_merge_estimate(spec_from(cli), MergeEstimateRequest{cli.method, cli.merge_models, cli.world, cli.max_memory,
+                                                              cli.out_dtype, runtime_baseline_bytes()});
+  } else if (sources == 0) {
     print_quick_table(cli);
   } else if (plans_gpu(cli)) {
     print_gpu_rank_table(cli);
@@ -349,7 +358,13 @@ CommandRunner add_estimate_command(CLI::App& app) {
   command->add_option("--world", cli->world, "number of ranks")->capture_default_str();
   command->add_option("--nsamples", cli->nsamples, "calibration samples")->capture_default_str();
   command->add_option("--seqlen", cli->seqlen, "tokens per sample")->capture_default_str();
-  command->add_option("--method", cli->method, "magnitude, wanda or sparsegpt")->capture_default_str();
+  command->add_option("--method", cli->method,
+                      "magnitude, wanda or sparsegpt; or a merge method (linear, task_arithmetic, ties, dare_ties, "
+                      "dare_linear)")
+      ->capture_default_str();
+  command->add_option("--merge-models", cli->merge_models, "a merge method: the models merged (the base not counted)")
+      ->capture_default_str();
+  command->add_option("--out-dtype", cli->out_dtype, "a merge method: float32, float16 or bfloat16 (default: stored)");
   command->add_option("--pattern", cli->pattern, "unstructured or N:M")->capture_default_str();
   command->add_option("--max-memory", cli->max_memory,
                       "budget per rank, e.g. cpu=64GiB, 0:cpu=8GiB,1:cpu=16GiB, or cuda=80GiB,cpu=200GiB for GPU ranks");

@@ -7,6 +7,13 @@
 
 namespace pipeprune {
 
+bool is_merge_method_name(const std::string& name) {
+  for (const char* known : {"linear", "task_arithmetic", "ties", "dare_ties", "dare_linear", "dare_task_arithmetic"}) {
+    if (name == known) return true;
+  }
+  return false;
+}
+
 MergeMethod parse_merge_method(const std::string& name) {
   if (name == "linear") return MergeMethod::kLinear;
   if (name == "task_arithmetic") return MergeMethod::kTaskArithmetic;

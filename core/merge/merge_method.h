@@ -25,6 +25,8 @@ enum class Consensus { kNone, kSum, kCount };
 // linear | task_arithmetic | ties | dare_ties | dare_linear; "dare_task_arithmetic" is accepted
 // as dare_linear. Anything else: ConfigError naming --method.
 MergeMethod parse_merge_method(const std::string& name);
+// Whether parse_merge_method accepts `name` (estimate tells merge methods from prune methods).
+bool is_merge_method_name(const std::string& name);
 // The canonical (mergekit) name: dare_linear for kDareLinear.
 std::string merge_method_name(MergeMethod method);
 

@@ -237,6 +237,22 @@ TEST(MergeCommand, OutOfMemoryTensorIsRedoneOnTheCpu) {
   fs::remove_all(dir);
 }
 
+// estimate plans a merge from the checkpoint's headers with the job's own formula: for the
+// 512 x 128 fp32 embedding and a base with two models, 6 fp32 copies (1.50 MiB), the three
+// inputs' stored bytes (768 KiB) and the output (256 KiB).
+TEST(MergeCommand, EstimatePlansTheLargestTensor) {
+  const std::string dir = testing::fresh_temp_dir("merge_estimate");
+  const std::string base = synth(dir, "base", 1);
+  const auto r = run_pipeprune({"estimate", "--model", base, "--method", "ties", "--merge-models", "2", "--world", "2",
+                                "--max-memory", "0:cpu=64GiB,1:cpu=1MiB"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("largest tensor model.embed_tokens.weight [512 x 128]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1.50 MiB     768.00 KiB  256.00 KiB"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("64.00 GiB  yes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1.00 MiB  NO"), std::string::npos) << r.out;
+  fs::remove_all(dir);
+}
+
 TEST(MergeCommand, BadInputFailsInOneLineBeforeWriting) {
   const std::string dir = testing::fresh_temp_dir("merge_bad");
   const std::string base = synth(dir, "base", 1);
