@@ -78,6 +78,14 @@ CommandResult run_pipeprune(const std::vector<std::string>& args, const std::map
   return run_command(full, environment);
 }
 
+CommandResult run_pipeprune_ranks(int np, const std::vector<std::string>& args) {
+  std::vector<std::string> command{PIPEPRUNE_MPIEXEC, "-np", std::to_string(np), "--oversubscribe",
+                                   "--allow-run-as-root", "--bind-to", "none", "-x", "OMP_NUM_THREADS=1",
+                                   "-x", "OMPI_MCA_btl_vader_single_copy_mechanism=none", PIPEPRUNE_BINARY};
+  command.insert(command.end(), args.begin(), args.end());
+  return run_command(command);
+}
+
 int count_lines(const std::string& text) {
   int lines = 0;
   for (char c : text) lines += c == '\n';

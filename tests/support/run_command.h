@@ -27,6 +27,10 @@ CommandResult run_command(const std::vector<std::string>& args,
 CommandResult run_pipeprune(const std::vector<std::string>& args,
                             const std::map<std::string, std::string>& env = {});
 
+// PIPEPRUNE_BINARY followed by args as `np` ranks under mpirun on this machine (oversubscribed,
+// as root if need be, one thread per rank, no shared-memory single copy: restricted containers).
+CommandResult run_pipeprune_ranks(int np, const std::vector<std::string>& args);
+
 // A fresh empty folder under the system temp dir, unique to this process and name.
 std::string fresh_temp_dir(const std::string& name);
 

@@ -65,14 +65,6 @@ std::vector<std::string> prune_args(const fs::path& model, const fs::path& out) 
           "--calib-data", kText, "--nsamples", "4", "--seqlen", "64", "--quiet"};
 }
 
-testing::CommandResult run_two_ranks(const std::vector<std::string>& args) {
-  std::vector<std::string> command{PIPEPRUNE_MPIEXEC, "-np", "2", "--oversubscribe", "--allow-run-as-root",
-                                   "--bind-to", "none", "-x", "OMP_NUM_THREADS=1",
-                                   "-x", "OMPI_MCA_btl_vader_single_copy_mechanism=none", PIPEPRUNE_BINARY};
-  command.insert(command.end(), args.begin(), args.end());
-  return testing::run_command(command);
-}
-
 std::string tensor_bytes(const SafetensorsCheckpoint& checkpoint, const std::string& name) {
   const at::Tensor t = checkpoint.load(name);
   return std::string(static_cast<const char*>(t.data_ptr()), t.nbytes());
@@ -90,7 +82,8 @@ TEST(ExtraTensors, UnusedTensorsInsideAndOutsideTheLayers_PassThroughPruneUnchan
   const SafetensorsCheckpoint expected = SafetensorsCheckpoint::open(dir / "plain");
   for (int world : {1, 2}) {
     const fs::path out = dir / ("with_extras_w" + std::to_string(world));
-    const auto result = world == 1 ? run_pipeprune(prune_args(model, out)) : run_two_ranks(prune_args(model, out));
+    const auto result =
+        world == 1 ? run_pipeprune(prune_args(model, out)) : testing::run_pipeprune_ranks(2, prune_args(model, out));
     ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
     const SafetensorsCheckpoint pruned = SafetensorsCheckpoint::open(out);
     EXPECT_EQ(pruned.names().size(), expected.names().size() + extras.size()) << "world " << world;

@@ -111,14 +111,6 @@ TEST(MergeCommand, TaskArithmeticAndTiesEqualTheArithmeticOnTheLoadedTensors) {
   fs::remove_all(dir);
 }
 
-testing::CommandResult run_ranks(int np, const std::vector<std::string>& args) {
-  std::vector<std::string> command{PIPEPRUNE_MPIEXEC, "-np", std::to_string(np), "--oversubscribe",
-                                   "--allow-run-as-root", "--bind-to", "none", "-x", "OMP_NUM_THREADS=1",
-                                   "-x", "OMPI_MCA_btl_vader_single_copy_mechanism=none", PIPEPRUNE_BINARY};
-  command.insert(command.end(), args.begin(), args.end());
-  return testing::run_command(command);
-}
-
 // DARE's drop is keyed by (seed, tensor, model, element): the same bytes whatever the ranks.
 TEST(MergeCommand, DareIsTheSameOnOneTwoAndThreeRanks) {
   const std::string dir = testing::fresh_temp_dir("merge_dare_ranks");
@@ -128,7 +120,7 @@ TEST(MergeCommand, DareIsTheSameOnOneTwoAndThreeRanks) {
   auto dare = [&](int np, const std::string& out, const std::string& seed) {
     const auto args = merge_args({"--method", "dare_ties", "--base", base, "--models", x + "," + y, "--density", "0.5",
                                   "--seed", seed, "--output", out, "--max-shard-size", "300KB"});
-    return np == 1 ? run_pipeprune(args) : run_ranks(np, args);
+    return np == 1 ? run_pipeprune(args) : testing::run_pipeprune_ranks(np, args);
   };
   ASSERT_EQ(dare(1, dir + "/one", "7").exit_code, 0);
   for (int np : {2, 3}) {
@@ -246,7 +238,7 @@ TEST(MergeCommand, EstimatePlansTheLargestTensor) {
   const auto r = run_pipeprune({"estimate", "--model", base, "--method", "ties", "--merge-models", "2", "--world", "2",
                                 "--max-memory", "0:cpu=64GiB,1:cpu=1MiB"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("largest tensor model.embed_tokens.weight [512 x 128]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("largest tensor model.embed_tokens.weight [512, 128]"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1.50 MiB     768.00 KiB  256.00 KiB"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("64.00 GiB  yes"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1.00 MiB  NO"), std::string::npos) << r.out;

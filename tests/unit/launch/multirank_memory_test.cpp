@@ -18,21 +18,13 @@ namespace {
 
 const std::string kSource = PIPEPRUNE_SOURCE_DIR;
 
-testing::CommandResult run_ranks(int np, const std::vector<std::string>& args) {
-  std::vector<std::string> command{PIPEPRUNE_MPIEXEC, "-np", std::to_string(np), "--oversubscribe",
-                                   "--allow-run-as-root", "--bind-to", "none", "-x", "OMP_NUM_THREADS=1",
-                                   "-x", "OMPI_MCA_btl_vader_single_copy_mechanism=none", PIPEPRUNE_BINARY};
-  command.insert(command.end(), args.begin(), args.end());
-  return testing::run_command(command);
-}
-
 TEST(MultiRankMemory, EstimatesWithinTenPercentAndMergedMemoryLog) {
   const std::string dir = testing::fresh_temp_dir("multirank_memory");
   for (const std::string parallel : {"pipeline", "samples"}) {
     for (int np : {2, 3}) {
       SCOPED_TRACE("--parallel " + parallel);
       const std::string out = dir + "/out_" + parallel + std::to_string(np);
-      const auto result = run_ranks(np, {"prune", "--model", kSource + "/examples/stories260K", "--output", out,
+      const auto result = testing::run_pipeprune_ranks(np, {"prune", "--model", kSource + "/examples/stories260K", "--output", out,
                                          "--method", "sparsegpt", "--calib-data", kSource + "/examples/text/tinystories_val.txt",
                                          "--nsamples", "16", "--seqlen", "256", "--report", out + ".json",
                                          "--parallel", parallel,
@@ -78,7 +70,7 @@ TEST(MultiRankMemory, EstimatesWithinTenPercentAndMergedMemoryLog) {
 
 TEST(MultiRankMemory, OneRankWithTooLittleMemory_SameErrorOnEveryRankBeforeAnyWork) {
   const std::string dir = testing::fresh_temp_dir("multirank_budget");
-  const auto result = run_ranks(2, {"prune", "--model", kSource + "/examples/stories260K", "--output", dir + "/out",
+  const auto result = testing::run_pipeprune_ranks(2, {"prune", "--model", kSource + "/examples/stories260K", "--output", dir + "/out",
                                     "--method", "wanda", "--calib-data", kSource + "/examples/text/tinystories_val.txt",
                                     "--nsamples", "4", "--seqlen", "64", "--max-memory", "cpu=8GiB,1:cpu=40MiB", "--quiet"});
   EXPECT_NE(result.exit_code, 0);

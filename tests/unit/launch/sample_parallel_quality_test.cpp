@@ -25,14 +25,6 @@ std::vector<std::string> prune_args(const std::string& method, const std::string
           "--eval-max-chunks", "16", "--report", out + ".json", "--quiet", "--threads", "1"};
 }
 
-testing::CommandResult run_world(int np, const std::vector<std::string>& args) {
-  std::vector<std::string> command{PIPEPRUNE_MPIEXEC, "-np", std::to_string(np), "--oversubscribe",
-                                   "--allow-run-as-root", "--bind-to", "none", "-x", "OMP_NUM_THREADS=1",
-                                   "-x", "OMPI_MCA_btl_vader_single_copy_mechanism=none", PIPEPRUNE_BINARY};
-  command.insert(command.end(), args.begin(), args.end());
-  return testing::run_command(command);
-}
-
 double pruned_perplexity(const std::string& out) {
   std::ifstream report(out + ".json");
   return nlohmann::json::parse(report)["perplexity"]["pruned"].get<double>();
@@ -65,7 +57,7 @@ TEST(SampleParallelQuality, WandaMasksAndSparseGptPerplexityMatchTheDefaultMode)
       return command;
     }());
     ASSERT_EQ(one.exit_code, 0) << one.err;
-    const auto two = run_world(2, prune_args(method, samples, "samples"));
+    const auto two = testing::run_pipeprune_ranks(2, prune_args(method, samples, "samples"));
     ASSERT_EQ(two.exit_code, 0) << two.err;
     const double agreement = mask_agreement(reference, samples);
     const double ppl_reference = pruned_perplexity(reference);

@@ -30,14 +30,6 @@ double total_nll(const std::string& out) {
   return m.size() > 1 ? std::stod(m[1].str()) : -1;
 }
 
-testing::CommandResult run_two_ranks(const std::vector<std::string>& args) {
-  std::vector<std::string> command{PIPEPRUNE_MPIEXEC, "-np", "2", "--oversubscribe", "--allow-run-as-root",
-                                   "--bind-to", "none", "-x", "OMP_NUM_THREADS=1",
-                                   "-x", "OMPI_MCA_btl_vader_single_copy_mechanism=none", PIPEPRUNE_BINARY};
-  command.insert(command.end(), args.begin(), args.end());
-  return testing::run_command(command);
-}
-
 TEST(SavedForward, WindowsAreTheTokenizedTextAndTheLogitsGiveTheReportedNll) {
   const fs::path dir = testing::fresh_temp_dir("saved_forward");
   const auto ids = run_pipeprune({"tokenize", "--model", kModel, "--file", kText, "--output", (dir / "ids.npy").string()});
@@ -48,7 +40,7 @@ TEST(SavedForward, WindowsAreTheTokenizedTextAndTheLogitsGiveTheReportedNll) {
     const std::vector<std::string> args{"eval", "--model", kModel, "--data", kText, "--seqlen", "64", "--max-chunks", "5",
                                         "--save-windows", (dir / ("windows" + tag + ".npy")).string(),
                                         "--save-logits", (dir / ("logits" + tag + ".npy")).string()};
-    const auto eval = world == 1 ? run_pipeprune(args) : run_two_ranks(args);
+    const auto eval = world == 1 ? run_pipeprune(args) : testing::run_pipeprune_ranks(2, args);
     ASSERT_EQ(eval.exit_code, 0) << eval.out << eval.err;
     const at::Tensor windows = read_npy(dir / ("windows" + tag + ".npy")).data;
     ASSERT_EQ(windows.sizes(), (at::IntArrayRef{5, 64}));
