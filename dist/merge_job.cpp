@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <c10/util/accumulate.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +18,7 @@
 #include "core/common/files.h"
 #include "core/common/log.h"
 #include "core/common/progress.h"
+#include "core/common/shape_text.h"
 #include "core/io/checkpoint_writer.h"
 #include "core/io/safetensors.h"
 #include "core/memory/host_memory.h"
@@ -53,16 +55,12 @@ struct TensorSource {
   std::string name;
   std::vector<int64_t> shape;  // the output's
   DType dtype = DType::kF32;   // the output's
-  bool has_base = false;
   std::vector<std::string> model_names;
   std::vector<std::string> skipped;  // labels of models skipped for this tensor (shape mismatch)
-};
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
+  int64_t numel() const { return c10::multiply_integers(shape); }
+  int64_t output_bytes() const { return numel() * element_size(dtype); }
+};
 
 json read_config(const fs::path& model) {
   const fs::path path = model / "config.json";
@@ -121,7 +119,7 @@ std::vector<TensorSource> plan_sources(const SafetensorsCheckpoint& donor, const
   std::vector<TensorSource> sources;
   for (const std::string& name : donor.names()) {
     const TensorInfo& info = donor.info(name);
-    TensorSource source{name, info.shape, options.out_dtype.value_or(info.dtype), base != nullptr, {}, {}};
+    TensorSource source{name, info.shape, options.out_dtype.value_or(info.dtype), {}, {}};
     if (base != nullptr) {
       PIPEPRUNE_CHECK(base->has(name), ConfigError, "merge: the base " << base->dir().string() << " has no " << name);
     }
@@ -218,11 +216,7 @@ MergedTensor merge_one(const TensorSource& source, const SafetensorsCheckpoint* 
 std::vector<int> assign_ranks(const std::vector<TensorSource>& sources, int world) {
   std::vector<size_t> order(sources.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  auto bytes = [&](size_t i) {
-    int64_t n = element_size(sources[i].dtype);
-    for (int64_t d : sources[i].shape) n *= d;
-    return n;
-  };
+  auto bytes = [&](size_t i) { return sources[i].output_bytes(); };
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return bytes(a) > bytes(b); });
   std::vector<int64_t> load(static_cast<size_t>(world), 0);
   std::vector<int> owner(sources.size(), 0);
@@ -234,23 +228,17 @@ std::vector<int> assign_ranks(const std::vector<TensorSource>& sources, int worl
   return owner;
 }
 
-int64_t numel_of(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
 // The largest tensor sets the peak (core/merge/merge_memory.h).
 int64_t estimate_peak(const SafetensorsCheckpoint& donor, const std::vector<TensorSource>& sources, size_t inputs) {
   int64_t largest = 0;
   int64_t stored = 0;
   int64_t written = 0;
   for (const TensorSource& s : sources) {
-    const int64_t n = numel_of(s.shape);
+    const int64_t n = s.numel();
     if (n <= largest) continue;
     largest = n;
     stored = donor.info(s.name).n_bytes;
-    written = n * element_size(s.dtype);
+    written = s.output_bytes();
   }
   return estimate_merge_rank(process_rss_bytes(), largest, stored, written, static_cast<int64_t>(inputs)).total();
 }
@@ -318,7 +306,7 @@ MergeJobResult run_merge_job(Transport& transport, const MergeJobOptions& option
   const std::vector<int> owner = assign_ranks(sources, transport.size());
   int64_t my_bytes = 0;
   for (size_t i = 0; i < sources.size(); ++i) {
-    if (owner[i] == transport.rank()) my_bytes += numel_of(sources[i].shape) * element_size(sources[i].dtype);
+    if (owner[i] == transport.rank()) my_bytes += sources[i].output_bytes();
   }
   json tensor_stats = json::array();
   run_agreed(transport, [&] {
@@ -381,7 +369,7 @@ MergeJobResult run_merge_job(Transport& transport, const MergeJobOptions& option
   unregister_abort_cleanup(staging);
 
   result.tensors = static_cast<int64_t>(sources.size());
-  for (const TensorSource& s : sources) result.bytes_written += numel_of(s.shape) * element_size(s.dtype);
+  for (const TensorSource& s : sources) result.bytes_written += s.output_bytes();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!options.report.empty()) {
     run_on_root(transport, 0, [&] {

@@ -71,7 +71,7 @@ std::string shape_for_params(const std::string& params) {
 
 ModelSpec spec_from(const EstimateCli& cli) {
   if (!cli.model.empty()) return ModelSpec::open(cli.model);
-  const auto dtype = dtype_from_torch_name(cli.dtype == "bf16" ? "bfloat16" : cli.dtype == "fp16" ? "float16" : cli.dtype == "fp32" ? "float32" : cli.dtype);
+  const auto dtype = dtype_from_option(cli.dtype);
   PIPEPRUNE_CHECK(dtype.has_value(), ConfigError, "--dtype: use bf16, fp16 or fp32 (got '" << cli.dtype << "')");
   if (!cli.config.empty()) return ModelSpec::from_config(ModelConfig::from_file(cli.config), *dtype);
   return ModelSpec::from_config(synthetic_shape_config(shape_for_params(cli.params)), *dtype);

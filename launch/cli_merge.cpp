@@ -96,10 +96,10 @@ MergeModelInput parse_model(const std::string& entry) {
 
 std::optional<DType> parse_out_dtype(const std::string& name) {
   if (name.empty()) return std::nullopt;
-  if (name == "float32" || name == "fp32") return DType::kF32;
-  if (name == "float16" || name == "fp16") return DType::kF16;
-  if (name == "bfloat16" || name == "bf16") return DType::kBF16;
-  PIPEPRUNE_FAIL(ConfigError, "--out-dtype: unknown dtype '" << name << "' (use float32, float16 or bfloat16)");
+  const std::optional<DType> dtype = dtype_from_option(name);
+  PIPEPRUNE_CHECK(dtype.has_value(), ConfigError,
+                  "--out-dtype: unknown dtype '" << name << "' (use float32, float16 or bfloat16)");
+  return dtype;
 }
 
 bool parse_flag_value(const std::string& text, const std::string& flag) {

@@ -3,10 +3,12 @@
 #include <cstdio>
 #include <optional>
 
+#include <c10/util/accumulate.h>
 #include <fmt/format.h>
 
 #include "core/common/dtype.h"
 #include "core/common/error.h"
+#include "core/common/shape_text.h"
 #include "core/memory/host_memory.h"
 #include "core/merge/merge_memory.h"
 #include "core/merge/merge_method.h"
@@ -15,17 +17,7 @@
 namespace pipeprune {
 namespace {
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string out;
-  for (int64_t d : shape) out += (out.empty() ? "" : " x ") + std::to_string(d);
-  return out;
-}
-
-int64_t numel_of(const SpecTensor& t) {
-  int64_t n = 1;
-  for (int64_t d : t.shape) n *= d;
-  return n;
-}
+int64_t numel_of(const SpecTensor& t) { return c10::multiply_integers(t.shape); }
 
 }  // namespace
 
@@ -35,10 +27,7 @@ void print_merge_estimate(const ModelSpec& spec, const MergeEstimateRequest& req
   PIPEPRUNE_CHECK(request.world >= 1, ConfigError, "--world must be >= 1");
   std::optional<DType> out_dtype;
   if (!request.out_dtype.empty()) {
-    out_dtype = dtype_from_torch_name(request.out_dtype == "bf16"   ? "bfloat16"
-                                      : request.out_dtype == "fp16" ? "float16"
-                                      : request.out_dtype == "fp32" ? "float32"
-                                                                    : request.out_dtype);
+    out_dtype = dtype_from_option(request.out_dtype);
     PIPEPRUNE_CHECK(out_dtype.has_value(), ConfigError,
                     "--out-dtype: use float32, float16 or bfloat16 (got '" << request.out_dtype << "')");
   }
@@ -56,7 +45,7 @@ void print_merge_estimate(const ModelSpec& spec, const MergeEstimateRequest& req
   const MergeRankMemory memory =
       estimate_merge_rank(request.process_bytes, numel, largest->n_bytes,
                           numel * element_size(out_dtype.value_or(largest->dtype)), inputs);
-  std::printf("merge %s of %lld model(s)%s: %lld inputs, largest tensor %s [%s] (%s stored)\n",
+  std::printf("merge %s of %lld model(s)%s: %lld inputs, largest tensor %s %s (%s stored)\n",
               merge_method_name(method).c_str(), static_cast<long long>(request.merge_models),
               uses_base(method) ? " onto a base" : "", static_cast<long long>(inputs), largest->name.c_str(),
               shape_text(largest->shape).c_str(), format_bytes(largest->n_bytes).c_str());

@@ -36,6 +36,13 @@ std::optional<DType> dtype_from_torch_name(const std::string& name) {
   return std::nullopt;
 }
 
+std::optional<DType> dtype_from_option(const std::string& name) {
+  if (name == "fp32") return DType::kF32;
+  if (name == "fp16") return DType::kF16;
+  if (name == "bf16") return DType::kBF16;
+  return dtype_from_torch_name(name);
+}
+
 int64_t element_size(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
 
 c10::ScalarType to_scalar_type(DType dtype) {
