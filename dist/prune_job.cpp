@@ -15,8 +15,10 @@
 #include "dist/agreed_errors.h"
 #include "dist/eval_job.h"
 #include "dist/job_memory_log.h"
+#include "dist/layer_broadcast.h"
 #include "dist/memory_plan.h"
 #include "dist/model_writer.h"
+#include "dist/outlier_pass.h"
 #include "dist/prune_report.h"
 #include "dist/prune_steps.h"
 #include "dist/sample_split.h"
@@ -143,6 +145,15 @@ RunFingerprint run_fingerprint(const PruneJobOptions& options, const StageContex
   fingerprint["blocksize"] = std::to_string(prune.blocksize);
   fingerprint["percdamp"] = fmt::format("{}", prune.percdamp);
   fingerprint["hinv_factor"] = hinv_factor_name(prune.hinv_factor);
+  fingerprint["sparsity_profile"] = sparsity_profile_name(options.profile.kind);
+  if (options.profile.kind == SparsityProfile::Kind::kOwl) {
+    // The ratios follow from these and the fields above (the outlier pass is deterministic).
+    fingerprint["owl_lambda"] = fmt::format("{}", options.profile.owl_lambda);
+    fingerprint["owl_m"] = fmt::format("{}", options.profile.owl_m);
+  }
+  if (options.profile.kind == SparsityProfile::Kind::kExplicit) {
+    fingerprint["layer_sparsity"] = fmt::format("{}", fmt::join(options.profile.layer_sparsity, ","));
+  }
   fingerprint["true_sequential"] = options.layer.true_sequential ? "true" : "false";
   fingerprint["calibration"] = options.calibration_mode == CalibrationMode::kDense ? "dense" : "sequential";
   fingerprint["parallel"] = parallel_mode_name(options.parallel);
@@ -180,6 +191,62 @@ EstimateSettings estimate_settings(const PruneJobOptions& options, const StageCo
   return settings;
 }
 
+// The per-layer targets the pruners apply (empty: the pattern's sparsity everywhere) and what
+// the report says of them. OWL runs its outlier pass here, over the dense model.
+struct ResolvedProfile {
+  std::vector<double> applied;
+  nlohmann::json report;
+};
+
+void log_owl_ratios(const SparsityPattern& pattern, const std::vector<double>& percent,
+                    const std::vector<double>& ratios) {
+  std::string table = "  layer  outliers %  sparsity\n";
+  for (size_t l = 0; l < ratios.size(); ++l) table += fmt::format("  {:5d}  {:10.4f}  {:8.4f}\n", l, percent[l], ratios[l]);
+  if (pattern.is_nm()) {
+    log::info("OWL ratios (reported, not applied: with --pattern {} every layer is pruned {} of every {}, as the "
+              "original OWL code does):\n{}", pattern.to_string(), pattern.n, pattern.m, table);
+  } else {
+    log::info("OWL layer sparsity (mean {:.4f}):\n{}", pattern.sparsity, table);
+  }
+}
+
+ResolvedProfile resolve_profile(const StageContext& context, const PruneJobOptions& options, const at::Tensor& windows,
+                                const MemoryPlan& memory, const std::filesystem::path& spill_dir, bool samples_mode) {
+  const SparsityProfile& profile = options.profile;
+  const SparsityPattern& pattern = options.layer.prune.pattern;
+  const int64_t n_layers = context.config.n_layers;
+  ResolvedProfile resolved;
+  resolved.report = {{"kind", sparsity_profile_name(profile.kind)}};
+  if (profile.kind == SparsityProfile::Kind::kExplicit) resolved.applied = profile.layer_sparsity;
+  if (profile.kind == SparsityProfile::Kind::kOwl) {
+    OutlierPassOptions pass;
+    pass.owl_m = profile.owl_m;
+    pass.compute_dtype = context.compute_dtype;
+    std::optional<SampleSplit> split;
+    if (samples_mode) {
+      split.emplace(windows.size(0), resolve_sample_block(options.sample_block, windows.size(0)), context.world_size());
+      pass.split = &*split;
+      pass.read_everywhere = every_rank_reads(options.layer_source, context.plan);
+    }
+    // A runner of its own without the test hooks' faults: those target the prune's layers (a
+    // kill at layer L must leave L's predecessors pruned, as the resume tests expect).
+    StageRunner runner(context, windows.size(1));
+    const OutlierPassResult outliers = run_outlier_pass(runner, windows, memory, spill_dir, pass);
+    const std::vector<double> ratios = owl_layer_sparsity(outliers.outlier_percent, pattern.sparsity, profile.owl_lambda);
+    if (context.is_first()) log_owl_ratios(pattern, outliers.outlier_percent, ratios);
+    log::info("OWL: outlier pass took {:.1f}s", outliers.seconds);
+    if (!pattern.is_nm()) resolved.applied = ratios;
+    resolved.report["owl_lambda"] = profile.owl_lambda;
+    resolved.report["owl_m"] = profile.owl_m;
+    resolved.report["outlier_percent"] = outliers.outlier_percent;
+    resolved.report["owl_sparsity"] = ratios;
+    resolved.report["applied"] = !pattern.is_nm();
+    resolved.report["seconds_outlier_pass"] = outliers.seconds;
+  }
+  resolved.report["layer_sparsity"] = applied_layer_sparsity(pattern, resolved.applied, n_layers);
+  return resolved;
+}
+
 }  // namespace
 
 void PruneJobOptions::validate() const {
@@ -193,11 +260,16 @@ void PruneJobOptions::validate() const {
   PIPEPRUNE_CHECK(sample_block >= 0, ConfigError,
                   "--sample-block " << sample_block << ": must be at least 1 sample (0: automatic)");
   calibration.validate(/*needs_source=*/needs_activations(layer.prune.method));
+  profile.validate(layer.prune.pattern, needs_activations(layer.prune.method));
+  PIPEPRUNE_CHECK(!profile.needs_outlier_pass() || calibration_mode == CalibrationMode::kSequential, ConfigError,
+                  "--sparsity-profile owl runs its outlier pass layer by layer as sequential calibration does; use "
+                  "--calibration sequential with it");
 }
 
 void PruneJobOptions::validate(const ModelConfig& config) const {
   validate();
   layer.prune.validate(config);
+  profile.validate(layer.prune.pattern, needs_activations(layer.prune.method), config.n_layers);
 }
 
 PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& options) {
@@ -246,7 +318,8 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
   ModelWriterOptions writing{options.output, options.overwrite, options.max_shard_bytes, options.resume, {}, {}};
   if (context.is_first()) writing.fingerprint = run_fingerprint(options, context, windows);
   // --hinv-factor came after --resume; the builds before it always ran the reference factor.
-  writing.fingerprint_implied_when_unrecorded = {{"hinv_factor", hinv_factor_name(HinvFactor::kReference)}};
+  writing.fingerprint_implied_when_unrecorded = {{"hinv_factor", hinv_factor_name(HinvFactor::kReference)},
+                                                 {"sparsity_profile", "uniform"}};
   ModelWriter writer(context.checkpoint, context.config, std::move(writing), transport);
   writer.begin();
   if (!writer.done_layers().empty()) {
@@ -259,18 +332,29 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
   const std::filesystem::path spill_dir =
       options.spill_dir.empty() ? std::filesystem::absolute(options.output).parent_path() : options.spill_dir;
   StageRunner runner(context, windows.defined() ? windows.size(1) : 1, options.faults ? *options.faults : no_faults());
+  // After begin(): a refused output fails before the outlier pass. A resumed OWL run measures
+  // the outliers again (deterministic, so the same ratios) rather than trusting a saved list.
+  const ResolvedProfile profile = resolve_profile(context, options, windows, memory, spill_dir, samples_mode);
+  memory_log.checkpoint("sparsity profile");
+  PruneJobOptions job = options;
+  job.layer.layer_sparsity = profile.applied;
   PrunedLayers pruned(writer, memory_log, context.stage.n_layers(), context.config.n_layers);
-  if (options.calibration_mode == CalibrationMode::kDense) {
-    prune_dense(runner, options, windows, pruned);
+  if (job.calibration_mode == CalibrationMode::kDense) {
+    prune_dense(runner, job, windows, pruned);
   } else if (samples_mode) {
-    prune_samples(runner, options, windows, memory, spill_dir, pruned);
+    prune_samples(runner, job, windows, memory, spill_dir, pruned);
   } else {
-    prune_sequential(runner, options, windows, memory, spill_dir, pruned);
+    prune_sequential(runner, job, windows, memory, spill_dir, pruned);
   }
   memory_log.checkpoint("before save");
   writer.finish();
   memory_log.checkpoint("after save");
   PruneReport report = gather_prune_report(context, options, windows, pruned.results(), memory);
+  report.sparsity_profile = profile.report;
+  for (auto& layer : report.layers) {
+    layer["target_sparsity"] = profile.report["layer_sparsity"].at(layer["layer"].get<size_t>());
+  }
+  if (options.log_memory) report.memory_log = std::filesystem::absolute(options.memory_log_csv);
   result.overall_sparsity = report.overall_sparsity();
   log::info("overall sparsity of the pruned linears: {:.4f}", result.overall_sparsity);
   if (!options.eval_data.empty()) {

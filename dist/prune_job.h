@@ -17,6 +17,7 @@
 
 #include "core/data/calibration.h"
 #include "core/prune/layer_pruner.h"
+#include "core/prune/sparsity_profile.h"
 #include "dist/fault_injection.h"
 #include "dist/layer_broadcast.h"
 #include "dist/parallel_mode.h"
@@ -36,6 +37,9 @@ struct PruneJobOptions {
   // Continue the unfinished run a staged output folder holds (dist/model_writer.h).
   bool resume = false;
   LayerPruneOptions layer;  // method and settings, groups, device and compute dtype
+  // How the sparsity is spread over the layers (uniform, OWL, the user's list); the job resolves
+  // it into layer.layer_sparsity (OWL after its outlier pass, dist/outlier_pass.h).
+  SparsityProfile profile;
   CalibrationMode calibration_mode = CalibrationMode::kSequential;
   ParallelMode parallel = ParallelMode::kPipeline;
   int64_t sample_block = 0;  // samples per reduction block; 0: automatic (dist/sample_split.h)

@@ -49,6 +49,8 @@ nlohmann::json PruneReport::to_json() const {
                        {"pruned", perplexity_pruned ? nlohmann::json(*perplexity_pruned) : nlohmann::json()}};
   out["ranks"] = ranks;
   out["seconds_total"] = seconds_total;
+  if (!sparsity_profile.is_null()) out["sparsity_profile"] = sparsity_profile;
+  if (memory_log) out["memory_log"] = memory_log->string();
   return out;
 }
 
@@ -62,6 +64,7 @@ PruneReport gather_prune_report(const StageContext& context, const PruneJobOptio
       {"output", options.output.string()},
       {"method", prune_method_name(prune.method)},
       {"pattern", prune.pattern.to_string()},
+      {"sparsity_profile", sparsity_profile_name(options.profile.kind)},
       {"sparsity", prune.pattern.sparsity},
       {"use_variant", prune.use_variant},
       {"true_sequential", options.layer.true_sequential},

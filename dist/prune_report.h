@@ -23,6 +23,10 @@ struct PruneReport {
   nlohmann::json settings;
   std::vector<nlohmann::json> layers;  // ordered by layer
   std::vector<nlohmann::json> ranks;   // peak memory per rank
+  // uniform / OWL / explicit: the per-layer targets (also each layer's "target_sparsity"), OWL's
+  // outlier densities and its pass's time; null for a report without one.
+  nlohmann::json sparsity_profile;
+  std::optional<std::filesystem::path> memory_log;  // --log-memory's CSV (absolute), for `pipeprune report`
   std::optional<double> perplexity_dense;
   std::optional<double> perplexity_pruned;
   double seconds_total = 0;

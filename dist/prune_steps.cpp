@@ -19,7 +19,8 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-// The output pass: every sample of `inputs` through the pruned layer into `outputs`.
+}  // namespace
+
 void output_pass(LayerPruner& pruner, const std::string& where, const ActivationStore& inputs, ActivationStore& outputs,
                  c10::Device device) {
   const auto start = Clock::now();
@@ -30,8 +31,6 @@ void output_pass(LayerPruner& pruner, const std::string& where, const Activation
   }
   pruner.add_output_seconds(seconds_since(start));
 }
-
-}  // namespace
 
 LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const ModelConfig& config,
                                         const RopeTables& rope, const ActivationStore* inputs,
@@ -156,27 +155,26 @@ SampleParallelPruneStep::SampleParallelPruneStep(const StageContext& context, co
   options_.statistics = StatisticMode::kBlockSums;
 }
 
-void SampleParallelPruneStep::reduce_statistics(LayerPruner& pruner, const ActivationStore& inputs,
-                                                const std::vector<LinearKind>& kinds, const std::vector<int>& roots,
-                                                c10::Device device) {
-  Transport& transport = *context_.transport;
+void reduce_block_statistics(Transport& transport, int rank, const SampleSplit& split, LayerPruner& pruner,
+                             const ActivationStore& inputs, const std::vector<LinearKind>& kinds,
+                             const std::vector<int>& roots, c10::Device device) {
   // The running totals, on the rank pruning each input, folded block by block.
   std::vector<at::Tensor> totals(kinds.size());
-  for (int64_t round = 0; round < split_.n_rounds(); ++round) {
-    const auto [begin, end] = split_.local_block(context_.rank(), round);
+  for (int64_t round = 0; round < split.n_rounds(); ++round) {
+    const auto [begin, end] = split.local_block(rank, round);
     for (int64_t i = begin; i < end; ++i) pruner.collect(inputs.get(i).to(device));
     for (size_t k = 0; k < kinds.size(); ++k) {
       at::Tensor block = begin < end ? pruner.take_block_sum(kinds[k]) : at::Tensor();
-      if (context_.rank() == roots[k] && !totals[k].defined()) {
+      if (rank == roots[k] && !totals[k].defined()) {
         totals[k] = at::zeros_like(block.defined() ? block : pruner.take_block_sum(kinds[k]));
       }
       const auto start = Clock::now();
-      transport.reduce_sum_into(totals[k], block, ReduceOptions{roots[k], split_.contributors(round)});
+      transport.reduce_sum_into(totals[k], block, ReduceOptions{roots[k], split.contributors(round)});
       pruner.add_reduce_seconds(seconds_since(start));
     }
   }
   for (size_t k = 0; k < kinds.size(); ++k) {
-    if (context_.rank() == roots[k]) pruner.set_statistic_from_sum(kinds[k], std::move(totals[k]), split_.n_samples());
+    if (rank == roots[k]) pruner.set_statistic_from_sum(kinds[k], std::move(totals[k]), split.n_samples());
   }
 }
 
@@ -209,7 +207,7 @@ void SampleParallelPruneStep::run(LayerRun& run, const ActivationStore* inputs, 
     };
     run.begin(LayerPass::kStats);
     const auto start = Clock::now();
-    reduce_statistics(pruner, *inputs, kinds, roots, run.device());
+    reduce_block_statistics(transport, context_.rank(), split_, pruner, *inputs, kinds, roots, run.device());
     pruner.add_stats_seconds(seconds_since(start));
     run.begin(LayerPass::kMask);
     std::vector<LinearKind> mine;

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "core/common/progress.h"
@@ -22,6 +23,7 @@
 #include "dist/model_writer.h"
 #include "dist/sample_split.h"
 #include "dist/stage_runner.h"
+#include "dist/transport/transport.h"
 
 namespace pipeprune {
 
@@ -39,6 +41,19 @@ LayerPruneResult prune_layer_sequential(DecoderLayerWeights& stored, const Model
                                         const RopeTables& rope, const ActivationStore* inputs,
                                         ActivationStore* outputs, const LayerPruneOptions& options,
                                         const std::function<void(LayerPass)>& begin_pass = {});
+
+// The output pass: every sample of `inputs` through the layer (its current weights) into
+// `outputs`, with sample-level progress when it runs long.
+void output_pass(LayerPruner& pruner, const std::string& where, const ActivationStore& inputs, ActivationStore& outputs,
+                 c10::Device device);
+
+// Sample-parallel statistics of the pruner's current group: the stats pass over this rank's
+// blocks of `split` (store index = local index), each block's sum for every input in `kinds`
+// reduced in block order to `roots` (one per kind), which then hold the statistic
+// (LayerPruner::set_statistic_from_sum). Collective over the ranks of the split.
+void reduce_block_statistics(Transport& transport, int rank, const SampleSplit& split, LayerPruner& pruner,
+                             const ActivationStore& inputs, const std::vector<LinearKind>& kinds,
+                             const std::vector<int>& roots, c10::Device device);
 
 // Where the steps put each pruned layer: the output checkpoint, the job's results, the
 // progress line and the memory log.
@@ -98,11 +113,6 @@ class SampleParallelPruneStep final : public LayerStep {
   void commit(int64_t layer) override;
 
  private:
-  // The current group's statistics (one per distinct input, `kinds`): this rank's blocks, each
-  // reduced in block order to the rank pruning that input (`roots`).
-  void reduce_statistics(LayerPruner& pruner, const ActivationStore& inputs, const std::vector<LinearKind>& kinds,
-                         const std::vector<int>& roots, c10::Device device);
-
   const StageContext& context_;
   LayerPruneOptions options_;
   const SampleSplit& split_;

@@ -58,6 +58,7 @@ namespace pipeprune {
 constexpr int kTagCalibration = 11;
 constexpr int kTagEvaluation = 12;
 constexpr int kTagGeneration = 13;
+constexpr int kTagOutliers = 14;  // OWL's outlier pass (dist/outlier_pass.h)
 
 enum class RetryPolicy { kRetryOnCpu, kFail };
 

@@ -12,6 +12,7 @@
 #include "core/memory/memory_estimate.h"
 #include "core/merge/merge_method.h"
 #include "core/model/synthetic_model.h"
+#include "core/prune/sparsity_profile.h"
 #include "dist/budget.h"
 #include "dist/cuda_memory.h"
 #include "dist/sample_split.h"
@@ -42,7 +43,20 @@ struct EstimateCli {
   std::string compute_dtype = "fp32";
   int64_t merge_models = 2;  // a merge method: models merged, the base not counted
   std::string out_dtype;     // a merge method: the output dtype ("": the checkpoint's)
+  std::string sparsity_profile = "uniform";
 };
+
+// OWL's outlier pass (dist/outlier_pass.h) adds time, not memory: the same activation stores as
+// the prune pass, and Wanda's statistics, which are no larger than any calibrated method's.
+void print_profile_note(const EstimateCli& cli) {
+  const SparsityProfile::Kind kind = parse_sparsity_profile(cli.sparsity_profile);
+  if (kind != SparsityProfile::Kind::kOwl) return;
+  PIPEPRUNE_CHECK(cli.method == "wanda" || cli.method == "sparsegpt", ConfigError,
+                  "--sparsity-profile owl measures outliers with the Wanda statistic over calibration samples; use "
+                  "--method wanda or sparsegpt with it");
+  std::printf("--sparsity-profile owl: one more pass over the dense model before pruning (per layer: a Wanda stats "
+              "pass and a forward, about a Wanda prune's time); its peak memory is within the peak above\n");
+}
 
 bool plans_gpu(const EstimateCli& cli) {
   PIPEPRUNE_CHECK(cli.device == "auto" || cli.device == "cpu" || cli.device == "cuda", ConfigError,
@@ -340,8 +354,10 @@ int run(const EstimateCli& cli) {
     print_quick_table(cli);
   } else if (plans_gpu(cli)) {
     print_gpu_rank_table(cli);
+    print_profile_note(cli);
   } else {
     print_rank_table(cli);
+    print_profile_note(cli);
   }
   std::fflush(stdout);
   return 0;
@@ -366,6 +382,8 @@ CommandRunner add_estimate_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--out-dtype", cli->out_dtype, "a merge method: float32, float16 or bfloat16 (default: stored)");
   command->add_option("--pattern", cli->pattern, "unstructured or N:M")->capture_default_str();
+  command->add_option("--sparsity-profile", cli->sparsity_profile, "uniform, owl or explicit (owl adds a dense pass)")
+      ->capture_default_str();
   command->add_option("--max-memory", cli->max_memory,
                       "budget per rank, e.g. cpu=64GiB, 0:cpu=8GiB,1:cpu=16GiB, or cuda=80GiB,cpu=200GiB for GPU ranks");
   command->add_option("--device", cli->device, "cpu, cuda, or auto: cuda when --max-memory names a cuda budget")

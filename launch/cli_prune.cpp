@@ -1,7 +1,13 @@
 // `pipeprune prune`: options, Wanda-compatible aliases, TOML config, and the call into the job.
+#include <algorithm>
+#include <filesystem>
 #include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "core/common/error.h"
+#include "core/common/files.h"
 #include "core/common/log.h"
 #include "core/memory/host_memory.h"
 #include "dist/prune_job.h"
@@ -30,6 +36,11 @@ struct PruneCli {
   int64_t blocksize = 128;
   double percdamp = 0.01;
   std::string hinv_factor = "reference";
+  std::string sparsity_profile = "uniform";
+  double owl_lambda = 0.08;
+  double owl_m = 5;
+  std::vector<std::string> layer_sparsity;
+  CLI::Option* profile_option = nullptr;
   std::string calibration = "sequential";
   std::string parallel = "pipeline";
   int64_t sample_block = 0;
@@ -55,6 +66,46 @@ CalibrationMode parse_calibration_mode(const std::string& name) {
   PIPEPRUNE_FAIL(ConfigError, "--calibration must be sequential or dense (got '" << name << "')");
 }
 
+// --layer-sparsity: numbers (comma-separated, or repeated as a TOML array gives them), or one
+// file holding them separated by commas, spaces or lines ('#' starts a comment).
+std::vector<double> parse_layer_sparsity(const std::vector<std::string>& items) {
+  std::vector<std::string> words = items;
+  const auto is_number = [](const std::string& word, double* value) {
+    size_t used = 0;
+    try {
+      *value = std::stod(word, &used);
+    } catch (const std::exception&) {
+      return false;
+    }
+    return used == word.size();
+  };
+  double value = 0;
+  std::string source = "--layer-sparsity";
+  if (words.size() == 1 && !is_number(words[0], &value)) {
+    const std::filesystem::path file = words[0];
+    PIPEPRUNE_CHECK(std::filesystem::is_regular_file(file), ConfigError,
+                    "--layer-sparsity " << file.string()
+                                        << ": neither a number nor a file; give one ratio per layer, comma-separated, "
+                                           "or a file of them");
+    source = file.string();
+    words.clear();
+    std::istringstream lines(read_file(file));
+    for (std::string line; std::getline(lines, line);) {
+      line = line.substr(0, line.find('#'));
+      std::replace(line.begin(), line.end(), ',', ' ');
+      std::istringstream in(line);
+      for (std::string word; in >> word;) words.push_back(word);
+    }
+  }
+  std::vector<double> ratios;
+  for (const std::string& word : words) {
+    PIPEPRUNE_CHECK(is_number(word, &value), ConfigError,
+                    source << ": '" << word << "' is not a number (one sparsity ratio per decoder layer)");
+    ratios.push_back(value);
+  }
+  return ratios;
+}
+
 int run(const PruneCli& cli) {
   PruneJobOptions job;
   job.model_dir = cli.model;
@@ -68,6 +119,12 @@ int run(const PruneCli& cli) {
   job.layer.prune.percdamp = cli.percdamp;
   job.layer.prune.hinv_factor = parse_hinv_factor(cli.hinv_factor);
   job.layer.true_sequential = cli.true_sequential;
+  // A list alone means the user's ratios.
+  const bool list_alone = !cli.layer_sparsity.empty() && cli.profile_option->count() == 0;
+  job.profile.kind = parse_sparsity_profile(list_alone ? "explicit" : cli.sparsity_profile);
+  job.profile.owl_lambda = cli.owl_lambda;
+  job.profile.owl_m = cli.owl_m;
+  if (!cli.layer_sparsity.empty()) job.profile.layer_sparsity = parse_layer_sparsity(cli.layer_sparsity);
   job.calibration_mode = parse_calibration_mode(cli.calibration);
   job.parallel = parse_parallel_mode(cli.parallel);
   job.sample_block = cli.sample_block;
@@ -133,6 +190,19 @@ CommandRunner add_prune_command(CLI::App& app) {
                       "reference's bits) or blocked (GEMM blocks on all threads, half the FLOPs: faster on the "
                       "CPU, different last bits, so ~95% of the masks agree)")
       ->capture_default_str();
+  cli->profile_option =
+      command->add_option("--sparsity-profile", cli->sparsity_profile,
+                          "how --sparsity is spread over the layers: uniform, owl (outlier-weighted, Yin et al. 2024: "
+                          "a pass over the dense model first) or explicit (--layer-sparsity)")
+          ->capture_default_str();
+  command->add_option("--owl-lambda", cli->owl_lambda, "OWL: the spread of the layer ratios (max - min = 2 lambda)")
+      ->capture_default_str();
+  command->add_option("--owl-m", cli->owl_m, "OWL: an outlier is a Wanda score above M times the layer's mean")
+      ->capture_default_str();
+  command->add_option("--layer-sparsity", cli->layer_sparsity,
+                      "one sparsity per decoder layer, comma-separated, or a file of them (implies "
+                      "--sparsity-profile explicit)")
+      ->delimiter(',');
   command->add_option("--calibration", cli->calibration, "sequential (default) or dense (all ranks in parallel)")
       ->capture_default_str();
   command->add_option("--parallel", cli->parallel,

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "core/common/error.h"
+#include "core/prune/outlier_density.h"
 #include "core/prune/zero_masked.h"
 
 namespace pipeprune {
@@ -41,7 +42,13 @@ LayerPruner::LayerPruner(DecoderLayerWeights& stored, const ModelConfig& config,
     : stored_(stored), config_(config), rope_(rope), options_(options), groups_(linear_groups(config, options)) {
   c10::InferenceMode inference_guard;
   result_.layer = stored.layer;
-  options.prune.validate(config);
+  if (!options.layer_sparsity.empty() && !options.prune.pattern.is_nm()) {
+    PIPEPRUNE_CHECK(stored.layer >= 0 && stored.layer < static_cast<int64_t>(options.layer_sparsity.size()), Error,
+                    "layer " << stored.layer << ": no per-layer sparsity (" << options.layer_sparsity.size()
+                             << " given)");
+    options_.prune.pattern.sparsity = options.layer_sparsity[static_cast<size_t>(stored.layer)];
+  }
+  options_.prune.validate(config);
   compute_ = to_compute(stored, options.device, options.compute_dtype);
   tap_ = [this](LinearKind kind, const at::Tensor& input) {
     auto& pruner = pruners_[static_cast<int>(kind)];
@@ -85,6 +92,20 @@ void LayerPruner::collect(const at::Tensor& input) {
 at::Tensor LayerPruner::forward(const at::Tensor& input) const {
   c10::InferenceMode inference_guard;
   return decoder_layer_forward(compute_, config_, rope_, input, 0, nullptr, nullptr);
+}
+
+double LayerPruner::outlier_percent(double m) const {
+  c10::InferenceMode inference_guard;
+  PIPEPRUNE_CHECK(options_.prune.method == PruneMethod::kWanda && groups_.size() == 1 && group_ == 0, Error,
+                  "layer " << stored_.layer << ": outlier densities need the Wanda statistics of every linear");
+  std::vector<OutlierInput> linears;
+  for (LinearKind kind : groups_[0]) {
+    const auto& holder = pruners_[static_cast<int>(input_owner(kind))];
+    PIPEPRUNE_CHECK(holder != nullptr && holder->statistic().defined(), Error,
+                    "layer " << stored_.layer << ": no statistics for " << linear_short_name(config_, kind));
+    linears.push_back({compute_[kind].weight, holder->statistic()});
+  }
+  return layer_outlier_percent(linears, m);
 }
 
 void LayerPruner::prune_current_group() {

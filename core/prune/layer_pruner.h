@@ -45,6 +45,9 @@ struct LayerPruneOptions {
   c10::ScalarType compute_dtype = c10::ScalarType::Float;
   // kBlockSums for sample-parallel calibration (see "Sample-parallel" below).
   StatisticMode statistics = StatisticMode::kRunningMean;
+  // Per-layer unstructured targets (OWL's or the user's, core/prune/sparsity_profile.h), indexed
+  // by model layer; empty: prune.pattern.sparsity for every layer.
+  std::vector<double> layer_sparsity;
 };
 
 struct LinearPruneResult {
@@ -96,6 +99,10 @@ class LayerPruner {
   // `pruned_elsewhere` and moves to the next group.
   void prune_in_group(const std::vector<LinearKind>& mine);
   void finish_group(const std::function<at::Tensor(LinearKind)>& pruned_elsewhere);
+  // OWL's outlier density of the layer in percent (core/prune/outlier_density.h) from the
+  // Wanda statistics the stats pass collected: for a pruner made with method wanda and one group
+  // of every linear, before it prunes (the outlier pass never prunes).
+  double outlier_percent(double m) const;
   void add_stats_seconds(double s) { result_.seconds_stats += s; }
   void add_output_seconds(double s) { result_.seconds_output += s; }
   void add_reduce_seconds(double s) { result_.seconds_reduce += s; }

@@ -100,6 +100,7 @@ class MagnitudePruner final : public LinearPruner {
     return mask;
   }
   int64_t bytes_statistics() const override { return 0; }
+  at::Tensor statistic() const override { return at::Tensor(); }
   void release() override {}
   std::unique_ptr<LinearPruner> clone_for(int64_t rows) const override {
     return std::make_unique<MagnitudePruner>(options_, rows, cols_);
@@ -168,6 +169,12 @@ class CalibratedPruner final : public LinearPruner {
   int64_t bytes_statistics() const override {
     if (statistic_.defined()) return statistic_.nbytes();
     return prepared_.values.defined() ? prepared_.values.nbytes() : 0;
+  }
+  at::Tensor statistic() const override {
+    // In block-sum mode only set_statistic_from_sum() makes it a mean.
+    PIPEPRUNE_CHECK(mode_ == StatisticMode::kRunningMean || n_samples_ > 0, Error,
+                    "statistic() of a block sum: reduce it first (set_statistic_from_sum)");
+    return statistic_;
   }
   void release() override {
     statistic_ = at::Tensor();

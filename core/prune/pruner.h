@@ -39,6 +39,9 @@ class LinearPruner {
   virtual at::Tensor prune(at::Tensor& weight) = 0;
   // Bytes of statistics this pruner holds (cols floats for Wanda, cols^2 for SparseGPT).
   virtual int64_t bytes_statistics() const = 0;
+  // The statistic accumulated so far (Wanda: scaler_row [cols]; SparseGPT: H [cols, cols]), as a
+  // running mean, before prune() consumes it; undefined for magnitude. Read-only.
+  virtual at::Tensor statistic() const = 0;
   // Frees the statistics (after prune()).
   virtual void release() = 0;
   // A pruner of the same method for another linear that reads the same input (q, k and v;

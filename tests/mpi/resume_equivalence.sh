@@ -7,7 +7,8 @@
 # rank of 2 and resumed at world 3 and, for --parallel samples, at world 1. Each resumed run
 # prunes only the layers the killed run had not finished (its log), a changed option is refused naming it, a plain
 # rerun is refused saying how to resume, and afterwards only the finished model is left. A journal
-# written before --hinv-factor existed still resumes (with the factor those builds used).
+# written before --hinv-factor existed still resumes (with the factor those builds used). An OWL
+# prune resumes with the same ratios.
 set -euo pipefail
 bin=$1 model=$2 text=$3 mpiexec=$4
 shift 4
@@ -70,5 +71,16 @@ for parallel in pipeline samples; do
   [ "$parallel" = samples ] && finished="2|3"
   check "$parallel, one rank of 2 killed, resumed at world $again" w2 ref w2.log "$finished"
 done
+# OWL: the resumed run measures the outliers again (the same ratios: deterministic) and
+# continues; a changed OWL setting is refused naming it. Killed at world 1, resumed at world 2.
+mkdir -p "$work/owl"
+cd "$work/owl"
+owl=(--sparsity 0.7 --sparsity-profile owl)  # with the common sparsegpt
+world 1 "${owl[@]}" --output ref --quiet
+if PIPEPRUNE_TEST_KILL_LAYER=3 world 1 "${owl[@]}" --output w1 --quiet 2>/dev/null; then fail "owl: the kill hook did not kill"; fi
+if world 1 "${owl[@]}" --owl-lambda 0.1 --output w1 --resume --quiet 2> changed.log; then fail "owl: a changed lambda was accepted"; fi
+grep -q "owl_lambda was 0.08, now 0.1" changed.log || fail "owl: the refusal does not name owl_lambda"
+world 2 "${owl[@]}" --output w1 --resume 2> w1.log
+check "owl, killed at world 1, resumed at world 2" w1 ref w1.log 3
 [ "$failures" -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }
 echo "PASS: resumed prunes write the same bytes as uninterrupted ones at every world size"
