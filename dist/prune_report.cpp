@@ -64,7 +64,6 @@ PruneReport gather_prune_report(const StageContext& context, const PruneJobOptio
       {"output", options.output.string()},
       {"method", prune_method_name(prune.method)},
       {"pattern", prune.pattern.to_string()},
-      {"sparsity_profile", sparsity_profile_name(options.profile.kind)},
       {"sparsity", prune.pattern.sparsity},
       {"use_variant", prune.use_variant},
       {"true_sequential", options.layer.true_sequential},

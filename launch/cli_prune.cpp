@@ -10,6 +10,7 @@
 #include "core/common/files.h"
 #include "core/common/log.h"
 #include "core/memory/host_memory.h"
+#include "core/report/html_report.h"
 #include "dist/prune_job.h"
 #include "dist/sample_split.h"
 #include "launch/commands.h"
@@ -158,7 +159,18 @@ int run(const PruneCli& cli) {
   job.budget_bytes = env.budget_bytes;
   job.host_budget_bytes = env.host_budget_bytes;
   const PruneJobResult result = run_prune_job(*env.transport, job);
-  log::info("done in {:.1f}s", result.seconds);
+  std::string page;
+  if (!job.report.empty() && env.transport->rank() == 0) {
+    // The page is a view of the JSON: a failure to draw it is a warning, the model is saved.
+    try {
+      const std::filesystem::path html = default_html_path(job.report);
+      write_html_report(job.report, html);
+      page = fmt::format("; the run's page: {} (pipeprune report)", html.string());
+    } catch (const Error& e) {
+      log::warn("the report page was not written: {}", e.what());
+    }
+  }
+  log::info("done in {:.1f}s{}", result.seconds, page);
   return 0;
 }
 

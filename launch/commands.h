@@ -18,5 +18,6 @@ CommandRunner add_estimate_command(CLI::App& app);
 CommandRunner add_synth_command(CLI::App& app);
 CommandRunner add_tokenize_command(CLI::App& app);
 CommandRunner add_merge_command(CLI::App& app);
+CommandRunner add_report_command(CLI::App& app);
 
 }  // namespace pipeprune

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   runners["synth"] = pipeprune::add_synth_command(app);
   runners["tokenize"] = pipeprune::add_tokenize_command(app);
   runners["merge"] = pipeprune::add_merge_command(app);
+  runners["report"] = pipeprune::add_report_command(app);
   try {
     // Large tensors go back to the system when freed, those of 4 MiB and more in transparent
     // huge pages (core/common/large_page_allocator.h). Before parsing, which makes no tensors,

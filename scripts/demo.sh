@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the bundled model: installs what is missing, builds, then prunes the
 # stories260K TinyStories model to 50% with Wanda on TinyStories text, saves it, and prints
-# the perplexity before and after, then a greedy continuation from the pruned model.
+# the perplexity before and after, where the run's report page is (prune --report draws it),
+# and the greedy continuations of one prompt from the dense and the pruned model.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/install_deps.sh"
@@ -12,5 +13,12 @@ out="${PIPEPRUNE_DEMO_OUTPUT:-$root/out/stories260K-wanda-50}"
   --calib-data "$root/examples/text/tinystories_val.txt" --eval-data "$root/examples/text/tinystories_val.txt" \
   --output "$out" --overwrite --report "$out.report.json"
 echo
-echo "Greedy continuation from the pruned model:"
-"$bin" generate --model "$out" --prompt "Once upon a time" --max-new-tokens 48 --quiet
+echo "The run's report as a page (sparsity, time and memory per layer and rank): $out.report.html"
+echo
+echo "Greedy continuation of the same prompt from the dense and the pruned model:"
+prompt="Once upon a time"
+echo "dense:"
+"$bin" generate --model "$root/examples/stories260K" --prompt "$prompt" --max-new-tokens 48 --quiet
+echo
+echo "pruned (wanda 50%):"
+"$bin" generate --model "$out" --prompt "$prompt" --max-new-tokens 48 --quiet

@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Installs pipeprune's build and test dependencies from Debian 12's archive, skipping the
 # download when every package is already present. Run as root (or with sudo available).
+# --with-browser (scripts/test.sh) adds Chromium for the report page's browser test
+# (tests/report/); the demo does not need it.
 set -euo pipefail
+with_browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-browser) with_browser=1 ;;
+    *) echo "install_deps.sh: unknown option $arg (known: --with-browser)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   cmake g++ make pkg-config ccache
@@ -11,6 +20,7 @@ packages=(
   libpcre2-dev libsentencepiece-dev libutf8proc-dev libfmt-dev libbenchmark-dev
   python3 python3-venv
 )
+if [ "$with_browser" -eq 1 ]; then packages+=(chromium); fi
 
 missing=()
 for package in "${packages[@]}"; do

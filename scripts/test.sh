@@ -4,7 +4,7 @@
 # (unit, multi-rank MPI and cross-check tests) with ctest, then the unit tests under ASan + UBSan.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$root/scripts/install_deps.sh"
+bash "$root/scripts/install_deps.sh" --with-browser
 bash "$root/scripts/build.sh"
 build_dir="${PIPEPRUNE_BUILD_DIR:-$root/build}"
 # The cross-check tests' Python environment (pinned PyPI packages; the tests skip without it),

@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <charconv>
 #include <utility>
 
+#include "core/common/csv.h"
 #include "core/common/error.h"
 #include "core/memory/host_memory.h"
 
@@ -38,85 +38,28 @@ void append_row(std::string& out, const MemoryCheckpoint& row) {
   }
 }
 
-// RFC 4180 records: fields split at commas, quoted fields may hold commas, "" and line breaks.
-std::vector<std::vector<std::string>> split_csv(const std::string& text, const std::string& source) {
-  std::vector<std::vector<std::string>> records;
-  std::vector<std::string> record;
-  std::string field;
-  bool quoted = false;
-  bool any = false;  // something seen on this record
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
-        field += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        field += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-      any = true;
-    } else if (c == ',') {
-      record.push_back(std::move(field));
-      field.clear();
-      any = true;
-    } else if (c == '\n' || c == '\r') {
-      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
-      if (any || !field.empty()) {
-        record.push_back(std::move(field));
-        records.push_back(std::move(record));
-      }
-      field.clear();
-      record.clear();
-      any = false;
-    } else {
-      field += c;
-      any = true;
-    }
-  }
-  PIPEPRUNE_CHECK(!quoted, FormatError, source << ": a quoted field is not closed; the text was cut short");
-  if (any || !field.empty()) {
-    record.push_back(std::move(field));
-    records.push_back(std::move(record));
-  }
-  return records;
-}
-
-template <typename T>
-T parse_number(const std::string& field, const std::string& source, size_t line, const char* column) {
-  T value{};
-  const char* end = field.data() + field.size();
-  const auto [ptr, ec] = std::from_chars(field.data(), end, value);
-  PIPEPRUNE_CHECK(!field.empty() && ec == std::errc() && ptr == end, FormatError,
-                  source << " line " << line << ": " << column << " '" << field << "' is not a number");
-  return value;
-}
-
 MemoryCheckpoint parse_row(const std::vector<std::string>& f, const std::string& source, size_t line) {
   PIPEPRUNE_CHECK(f.size() == kFieldCount, FormatError,
                   source << " line " << line << ": " << f.size() << " fields, expected " << kFieldCount);
   MemoryCheckpoint row;
   row.name = f[0];
-  row.seconds = parse_number<double>(f[1], source, line, "seconds");
-  row.host_rss_bytes = parse_number<int64_t>(f[2], source, line, "host_rss_bytes");
-  row.host_peak_bytes = parse_number<int64_t>(f[3], source, line, "host_peak_bytes");
+  row.seconds = parse_csv_number<double>(f[1], source, line, "seconds");
+  row.host_rss_bytes = parse_csv_number<int64_t>(f[2], source, line, "host_rss_bytes");
+  row.host_peak_bytes = parse_csv_number<int64_t>(f[3], source, line, "host_peak_bytes");
   const bool none = f[4].empty() && f[5].empty() && f[6].empty() && f[7].empty();
   if (!none) {
     DeviceMemoryReading d;
-    d.allocated_bytes = parse_number<int64_t>(f[4], source, line, "device_allocated_bytes");
-    d.reserved_bytes = parse_number<int64_t>(f[5], source, line, "device_reserved_bytes");
-    d.peak_bytes = parse_number<int64_t>(f[6], source, line, "device_peak_bytes");
-    d.free_bytes = parse_number<int64_t>(f[7], source, line, "device_free_bytes");
+    d.allocated_bytes = parse_csv_number<int64_t>(f[4], source, line, "device_allocated_bytes");
+    d.reserved_bytes = parse_csv_number<int64_t>(f[5], source, line, "device_reserved_bytes");
+    d.peak_bytes = parse_csv_number<int64_t>(f[6], source, line, "device_peak_bytes");
+    d.free_bytes = parse_csv_number<int64_t>(f[7], source, line, "device_free_bytes");
     row.device = d;
   }
   return row;
 }
 
 std::vector<MemoryCheckpoint> parse_rows(const std::string& text, const std::string& source) {
-  const auto records = split_csv(text, source);
+  const auto records = split_csv_records(text, source);
   PIPEPRUNE_CHECK(!records.empty(), FormatError, source << ": empty text; expected the header " << kColumns);
   std::string header;
   for (size_t i = 0; i < records[0].size(); ++i) header += (i ? "," : "") + records[0][i];
