@@ -335,7 +335,7 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
   // After begin(): a refused output fails before the outlier pass. A resumed OWL run measures
   // the outliers again (deterministic, so the same ratios) rather than trusting a saved list.
   const ResolvedProfile profile = resolve_profile(context, options, windows, memory, spill_dir, samples_mode);
-  memory_log.checkpoint("sparsity profile");
+  if (options.profile.needs_outlier_pass()) memory_log.checkpoint("after OWL outlier pass");
   PruneJobOptions job = options;
   job.layer.layer_sparsity = profile.applied;
   PrunedLayers pruned(writer, memory_log, context.stage.n_layers(), context.config.n_layers);
