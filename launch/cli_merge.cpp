@@ -1,6 +1,5 @@
 // `pipeprune merge`: mergekit's merge methods over Hugging Face checkpoint folders of one base,
 // with PEFT LoRA adapters folded in (dist/merge_job.h). Defaults are mergekit's for each method.
-#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <sstream>
@@ -12,6 +11,7 @@
 #include "dist/merge_job.h"
 #include "launch/commands.h"
 #include "launch/common_options.h"
+#include "launch/merge_config.h"
 #include "launch/test_hooks.h"
 
 namespace pipeprune {
@@ -52,16 +52,10 @@ std::vector<std::string> split_list(const std::string& text) {
 std::vector<double> parse_numbers(const std::string& text, const std::string& flag) {
   std::vector<double> out;
   for (const std::string& item : split_list(text)) {
-    size_t used = 0;
-    double value = 0;
-    try {
-      value = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    PIPEPRUNE_CHECK(used == item.size() && std::isfinite(value), ConfigError,
+    const std::optional<double> value = parse_number(item);
+    PIPEPRUNE_CHECK(value.has_value(), ConfigError,
                     flag << ": '" << item << "' is not a number (give one per model, comma-separated)");
-    out.push_back(value);
+    out.push_back(*value);
   }
   return out;
 }
@@ -195,7 +189,8 @@ CommandRunner add_merge_command(CLI::App& app) {
   command->add_flag("--overwrite", cli->overwrite, "replace the output folder if it exists");
   command->add_option("--max-shard-size", cli->max_shard_size, "largest safetensors shard (default 5GB)");
   command->add_option("--report", cli->report, "write a JSON report (per-tensor kept fraction, sign agreement)");
-  command->add_option("--config", "read options from a TOML file (keys are the long option names; the command line wins)");
+  command->add_option("--config", "read options from a TOML file (keys are the long option names, [[models]] tables give "
+                                  "model, weight, density; the command line wins)");
   add_common_options(*command, cli->common);
   return [cli] { return run(*cli); };
 }

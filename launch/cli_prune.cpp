@@ -71,18 +71,8 @@ CalibrationMode parse_calibration_mode(const std::string& name) {
 // file holding them separated by commas, spaces or lines ('#' starts a comment).
 std::vector<double> parse_layer_sparsity(const std::vector<std::string>& items) {
   std::vector<std::string> words = items;
-  const auto is_number = [](const std::string& word, double* value) {
-    size_t used = 0;
-    try {
-      *value = std::stod(word, &used);
-    } catch (const std::exception&) {
-      return false;
-    }
-    return used == word.size();
-  };
-  double value = 0;
   std::string source = "--layer-sparsity";
-  if (words.size() == 1 && !is_number(words[0], &value)) {
+  if (words.size() == 1 && !parse_number(words[0])) {
     const std::filesystem::path file = words[0];
     PIPEPRUNE_CHECK(std::filesystem::is_regular_file(file), ConfigError,
                     "--layer-sparsity " << file.string()
@@ -100,9 +90,10 @@ std::vector<double> parse_layer_sparsity(const std::vector<std::string>& items) 
   }
   std::vector<double> ratios;
   for (const std::string& word : words) {
-    PIPEPRUNE_CHECK(is_number(word, &value), ConfigError,
+    const std::optional<double> value = parse_number(word);
+    PIPEPRUNE_CHECK(value.has_value(), ConfigError,
                     source << ": '" << word << "' is not a number (one sparsity ratio per decoder layer)");
-    ratios.push_back(value);
+    ratios.push_back(*value);
   }
   return ratios;
 }

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include <cmath>
 #include <thread>
 
 #include "core/common/error.h"
@@ -110,5 +111,17 @@ RunEnvironment make_environment(const CommonOptions& options) {
 Transport* current_transport() { return g_transport.get(); }
 
 void release_environment() { g_transport.reset(); }
+
+std::optional<double> parse_number(const std::string& text) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (used != text.size() || !std::isfinite(value)) return std::nullopt;
+  return value;
+}
 
 }  // namespace pipeprune

@@ -45,6 +45,11 @@ struct RunEnvironment {
 // device and budget. ConfigError naming the flag on a bad value.
 RunEnvironment make_environment(const CommonOptions& options);
 
+// One finite number written out in full ("0.6", "1e-3"), as the list options (--weights,
+// --layer-sparsity) and config tables read it; nullopt for anything else ("", "0.6,0.4",
+// "true", "nan").
+std::optional<double> parse_number(const std::string& text);
+
 // The transport of the running job, for main()'s error handler (null before it exists). It
 // outlives the command that created it, so an exception unwinding the command can still abort
 // the job through it.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/common/error.h"
+#include "launch/merge_config.h"
 
 namespace pipeprune {
 namespace {
@@ -47,6 +48,12 @@ std::vector<std::string> expand_config_file(CLI::App& app, const std::vector<std
     items = CLI::ConfigTOML().from_file(path);
   } catch (const CLI::Error& e) {
     PIPEPRUNE_FAIL(ConfigError, path << ": cannot read the config file (" << e.what() << ")");
+  }
+  if (command->get_name() == "merge") {
+    // mergekit's per-model tables become the models/weights/density keys the loop below reads.
+    const CLI::Option* models = command->get_option_no_throw("--models");
+    items = expand_model_tables(path, items, command->get_name(),
+                                models != nullptr && given_on_command_line(*models, args));
   }
   std::vector<std::string> expanded = args;
   for (const CLI::ConfigItem& item : items) {

@@ -4,7 +4,9 @@
 // read here before parsing and its keys become ordinary command-line options: `key = value`
 // becomes `--key value` (a boolean true becomes the flag `--key`). An option given on the
 // command line wins over the file. Keys are the long option names (Wanda aliases included);
-// an unknown key is an error naming the file and the key.
+// an unknown key is an error naming the file and the key. For `merge`, [[models]] tables
+// (mergekit's per-model parameters) become its models/weights/density keys first
+// (launch/merge_config.h).
 #pragma once
 
 #include <string>
