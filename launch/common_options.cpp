@@ -1,5 +1,6 @@
 #include "launch/common_options.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
@@ -51,6 +52,16 @@ c10::Device resolve_device(const std::string& name, int local_rank, bool plannin
   PIPEPRUNE_FAIL(ConfigError, "--device: unknown device '" << name << "' (use cpu, cuda, cuda:N or auto)");
 }
 
+// Whether this LibTorch multiplies fp16 matrices on the CPU (a 1x1 product tells).
+bool cpu_has_half_matmul() {
+  try {
+    at::mm(at::ones({1, 1}, at::kHalf), at::ones({1, 1}, at::kHalf));
+    return true;
+  } catch (const c10::Error&) {
+    return false;
+  }
+}
+
 c10::ScalarType resolve_compute_dtype(const std::string& name) {
   if (name == "fp32" || name == "float32") return c10::ScalarType::Float;
   if (name == "bf16" || name == "bfloat16") return c10::ScalarType::BFloat16;
@@ -84,6 +95,13 @@ RunEnvironment make_environment(const CommonOptions& options) {
   const int local_size = launcher::local_size(env_vars).value_or(1);
   env.device = resolve_device(options.device, local_rank, options.planning_only);
   env.compute_dtype = resolve_compute_dtype(options.compute_dtype);
+  // Debian's LibTorch 1.13 has no fp16 matmul on the CPU (newer ones do): refuse here rather
+  // than fail inside the first forward with LibTorch's "not implemented for 'Half'".
+  PIPEPRUNE_CHECK(!(env.device.is_cpu() && env.compute_dtype == c10::ScalarType::Half && !options.planning_only) ||
+                      cpu_has_half_matmul(),
+                  ConfigError,
+                  "--compute-dtype fp16 needs a CUDA device here: this LibTorch has no fp16 matmul on the CPU; use bf16 "
+                  "or fp32 on the CPU");
   TransportOptions transport_options;
   transport_options.kind = parse_transport_kind(options.transport);
   // A plan made for GPUs on a machine without one exchanges its few strings over the CPU.

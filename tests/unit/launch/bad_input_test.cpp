@@ -196,6 +196,15 @@ TEST(BadPruneOptions, SparsityOutsideRange) {
   expect_prune_option_error({"--sparsity", "1.0"}, "--sparsity");
   expect_prune_option_error({"--sparsity", "-0.1"}, "--sparsity");
 }
+TEST(BadPruneOptions, Fp16ComputeOnTheCpu_WhereLibTorchHasNoFp16Matmul) {
+  // Debian's LibTorch 1.13 has none; a LibTorch that has one (the pip wheel's) runs fp16 on the CPU.
+  if (testing::run_pipeprune({"eval", "--model", kModel, "--data", kText, "--device", "cpu", "--compute-dtype", "fp16",
+                              "--seqlen", "32", "--max-chunks", "1", "--quiet"})
+          .exit_code == 0) {
+    GTEST_SKIP() << "this LibTorch multiplies fp16 on the CPU";
+  }
+  expect_prune_option_error({"--device", "cpu", "--compute-dtype", "fp16"}, "--compute-dtype fp16 needs a CUDA device");
+}
 TEST(BadPruneOptions, NNotBelowM) { expect_prune_option_error({"--pattern", "4:4"}, "--pattern"); }
 TEST(BadPruneOptions, ColumnsNotDivisibleByM) {
   // down_proj of stories260K has 172 inputs: 4:8 cannot tile it.
