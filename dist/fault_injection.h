@@ -29,6 +29,20 @@ class FaultInjector {
 // Injects nothing (the default of every job).
 FaultInjector& no_faults();
 
+// `faults`' out-of-memory failures only (before_pass), without its layer kills and failures: for
+// a walk that runs before the job's own walk over the same layers (OWL's outlier pass), so that
+// a kill at layer L still lands in the walk that leaves layers before L finished. Each planned
+// out-of-memory still fires once in all, in whichever walk reaches it first.
+class PassFaultsOnly final : public FaultInjector {
+ public:
+  explicit PassFaultsOnly(FaultInjector& faults) : faults_(faults) {}
+  void before_layer(int64_t) override {}
+  void before_pass(int64_t layer, LayerPass pass) override { faults_.before_pass(layer, pass); }
+
+ private:
+  FaultInjector& faults_;
+};
+
 struct FaultPlan {
   // The first attempt of each (layer, pass) listed fails as a device allocation failure would
   // (OutOfMemoryError), once per process.

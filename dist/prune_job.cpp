@@ -228,9 +228,10 @@ ResolvedProfile resolve_profile(const StageContext& context, const PruneJobOptio
       pass.split = &*split;
       pass.read_everywhere = every_rank_reads(options.layer_source, context.plan);
     }
-    // A runner of its own without the test hooks' faults: those target the prune's layers (a
-    // kill at layer L must leave L's predecessors pruned, as the resume tests expect).
-    StageRunner runner(context, windows.size(1));
+    // A runner of its own with only the test hooks' out-of-memory faults: their kills target the
+    // prune's layers (a kill at layer L must leave L's predecessors pruned, as resume expects).
+    PassFaultsOnly faults(options.faults ? *options.faults : no_faults());
+    StageRunner runner(context, windows.size(1), faults);
     const OutlierPassResult outliers = run_outlier_pass(runner, windows, memory, spill_dir, pass);
     const std::vector<double> ratios = owl_layer_sparsity(outliers.outlier_percent, pattern.sparsity, profile.owl_lambda);
     if (context.is_first()) log_owl_ratios(pattern, outliers.outlier_percent, ratios);

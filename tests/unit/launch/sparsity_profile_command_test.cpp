@@ -86,6 +86,31 @@ TEST(SparsityProfileCommand, Owl_RatiosMeanTheTargetSpreadTwoLambdaAndAreApplied
   fs::remove_all(dir);
 }
 
+TEST(SparsityProfileCommand, OwlOutlierPass_OutOfMemoryRetriesTheLayerOnTheCpu_SameResult) {
+  const std::string dir = testing::fresh_temp_dir("owl_oom");
+  const std::vector<std::string> owl{"--sparsity", "0.7", "--sparsity-profile", "owl"};
+  const nlohmann::json normal = prune_report(dir + "/normal", owl);
+  // Each injected failure fires once, in the first walk that reaches it: layer 1's stats pass in
+  // the outlier pass (before its ratios are printed), layer 2's output pass in the prune (the
+  // pipeline's outlier pass has none: its stats pass makes the outputs).
+  auto args = prune_args(dir + "/injected", owl);
+  args.erase(std::find(args.begin(), args.end(), "--quiet"));
+  const auto injected = run_pipeprune(args, {{"PIPEPRUNE_TEST_OOM", "1:stats,2:output"}});
+  ASSERT_EQ(injected.exit_code, 0) << injected.err;
+  const size_t stats_oom = injected.err.find("layer 2/5: the stats pass ran out of memory");
+  const size_t ratios = injected.err.find("OWL layer sparsity");
+  ASSERT_NE(stats_oom, std::string::npos) << injected.err;
+  ASSERT_NE(ratios, std::string::npos) << injected.err;
+  EXPECT_LT(stats_oom, ratios) << injected.err;
+  const size_t output_oom = injected.err.find("layer 3/5: the output pass ran out of memory");
+  ASSERT_NE(output_oom, std::string::npos) << injected.err;
+  EXPECT_GT(output_oom, ratios) << injected.err;
+  const auto report = nlohmann::json::parse(read_file(dir + "/injected.json"));
+  EXPECT_EQ(report["sparsity_profile"]["outlier_percent"], normal["sparsity_profile"]["outlier_percent"]);
+  EXPECT_EQ(read_file(dir + "/injected/model.safetensors"), read_file(dir + "/normal/model.safetensors"));
+  fs::remove_all(dir);
+}
+
 TEST(SparsityProfileCommand, OwlWithSparseGpt_AndWithNmKeepsNm) {
   const std::string dir = testing::fresh_temp_dir("owl_methods");
   const nlohmann::json sparsegpt =
