@@ -67,10 +67,9 @@ void prune_sequential(StageRunner& runner, const PruneJobOptions& options, const
 
 // Sample-parallel sequential calibration: every rank walks every layer over its own samples.
 void prune_samples(StageRunner& runner, const PruneJobOptions& options, const at::Tensor& windows,
-                   const MemoryPlan& memory, const std::filesystem::path& spill_dir, PrunedLayers& pruned) {
+                   const SampleSplit& split, const MemoryPlan& memory, const std::filesystem::path& spill_dir,
+                   PrunedLayers& pruned) {
   const StageContext& context = runner.context();
-  const SampleSplit split(windows.size(0), resolve_sample_block(options.sample_block, windows.size(0)),
-                          context.world_size());
   const bool read_everywhere = every_rank_reads(options.layer_source, context.plan);
   log::info("--parallel samples: every rank {} each layer", read_everywhere ? "reads" : "receives from its owner");
   SampleParallelPruneStep step(context, options.layer, split, read_everywhere, pruned);
@@ -210,8 +209,10 @@ void log_owl_ratios(const SparsityPattern& pattern, const std::vector<double>& p
   }
 }
 
+// `split`: the samples' split under --parallel samples (null: the pipeline).
 ResolvedProfile resolve_profile(const StageContext& context, const PruneJobOptions& options, const at::Tensor& windows,
-                                const MemoryPlan& memory, const std::filesystem::path& spill_dir, bool samples_mode) {
+                                const SampleSplit* split, const MemoryPlan& memory,
+                                const std::filesystem::path& spill_dir) {
   const SparsityProfile& profile = options.profile;
   const SparsityPattern& pattern = options.layer.prune.pattern;
   const int64_t n_layers = context.config.n_layers;
@@ -222,12 +223,8 @@ ResolvedProfile resolve_profile(const StageContext& context, const PruneJobOptio
     OutlierPassOptions pass;
     pass.owl_m = profile.owl_m;
     pass.compute_dtype = context.compute_dtype;
-    std::optional<SampleSplit> split;
-    if (samples_mode) {
-      split.emplace(windows.size(0), resolve_sample_block(options.sample_block, windows.size(0)), context.world_size());
-      pass.split = &*split;
-      pass.read_everywhere = every_rank_reads(options.layer_source, context.plan);
-    }
+    pass.split = split;
+    pass.read_everywhere = split != nullptr && every_rank_reads(options.layer_source, context.plan);
     // A runner of its own with only the test hooks' out-of-memory faults: their kills target the
     // prune's layers (a kill at layer L must leave L's predecessors pruned, as resume expects).
     PassFaultsOnly faults(options.faults ? *options.faults : no_faults());
@@ -298,9 +295,12 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
   if (options.parallel == ParallelMode::kSamples && !calibrated) {
     log::info("--parallel samples: magnitude uses no calibration samples; each rank prunes its own layers");
   }
+  // The one split of the samples both walks (OWL's outlier pass, the prune) use.
+  std::optional<SampleSplit> sample_split;
   if (samples_mode) {
-    const SampleSplit split(windows.size(0), resolve_sample_block(options.sample_block, windows.size(0)),
-                            context.world_size());
+    sample_split.emplace(windows.size(0), resolve_sample_block(options.sample_block, windows.size(0)),
+                         context.world_size());
+    const SampleSplit& split = *sample_split;
     if (split.n_blocks() < context.world_size() && context.is_first()) {
       log::warn("--parallel samples: {} samples in blocks of {} keep only {} of {} ranks busy; lower --sample-block",
                 split.n_samples(), split.block_size(), split.n_blocks(), context.world_size());
@@ -335,7 +335,7 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
   StageRunner runner(context, windows.defined() ? windows.size(1) : 1, options.faults ? *options.faults : no_faults());
   // After begin(): a refused output fails before the outlier pass. A resumed OWL run measures
   // the outliers again (deterministic, so the same ratios) rather than trusting a saved list.
-  const ResolvedProfile profile = resolve_profile(context, options, windows, memory, spill_dir, samples_mode);
+  const ResolvedProfile profile = resolve_profile(context, options, windows, sample_split ? &*sample_split : nullptr, memory, spill_dir);
   if (options.profile.needs_outlier_pass()) memory_log.checkpoint("after OWL outlier pass");
   PruneJobOptions job = options;
   job.layer.layer_sparsity = profile.applied;
@@ -343,7 +343,7 @@ PruneJobResult run_prune_job(Transport& transport, const PruneJobOptions& option
   if (job.calibration_mode == CalibrationMode::kDense) {
     prune_dense(runner, job, windows, pruned);
   } else if (samples_mode) {
-    prune_samples(runner, job, windows, memory, spill_dir, pruned);
+    prune_samples(runner, job, windows, *sample_split, memory, spill_dir, pruned);
   } else {
     prune_sequential(runner, job, windows, memory, spill_dir, pruned);
   }

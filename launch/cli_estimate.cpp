@@ -12,6 +12,7 @@
 #include "core/memory/memory_estimate.h"
 #include "core/merge/merge_method.h"
 #include "core/model/synthetic_model.h"
+#include "core/prune/prune_options.h"
 #include "core/prune/sparsity_profile.h"
 #include "dist/budget.h"
 #include "dist/cuda_memory.h"
@@ -48,12 +49,17 @@ struct EstimateCli {
 
 // OWL's outlier pass (dist/outlier_pass.h) adds time, not memory: the same activation stores as
 // the prune pass, and Wanda's statistics, which are no larger than any calibrated method's.
+// The prune's own check of the profile against the method, before any table (an explicit
+// list's ratios are not known here).
+void check_profile(const EstimateCli& cli) {
+  SparsityProfile profile;
+  profile.kind = parse_sparsity_profile(cli.sparsity_profile);
+  if (profile.kind != SparsityProfile::Kind::kOwl) return;
+  profile.validate(SparsityPattern::parse(cli.pattern, 0.5), needs_activations(parse_prune_method(cli.method)));
+}
+
 void print_profile_note(const EstimateCli& cli) {
-  const SparsityProfile::Kind kind = parse_sparsity_profile(cli.sparsity_profile);
-  if (kind != SparsityProfile::Kind::kOwl) return;
-  PIPEPRUNE_CHECK(cli.method == "wanda" || cli.method == "sparsegpt", ConfigError,
-                  "--sparsity-profile owl measures outliers with the Wanda statistic over calibration samples; use "
-                  "--method wanda or sparsegpt with it");
+  if (parse_sparsity_profile(cli.sparsity_profile) != SparsityProfile::Kind::kOwl) return;
   std::printf("--sparsity-profile owl: one more pass over the dense model before pruning (per layer: a Wanda stats "
               "pass and a forward, about a Wanda prune's time); its peak memory is within the peak above\n");
 }
@@ -353,9 +359,11 @@ int run(const EstimateCli& cli) {
   } else if (sources == 0) {
     print_quick_table(cli);
   } else if (plans_gpu(cli)) {
+    check_profile(cli);
     print_gpu_rank_table(cli);
     print_profile_note(cli);
   } else {
+    check_profile(cli);
     print_rank_table(cli);
     print_profile_note(cli);
   }

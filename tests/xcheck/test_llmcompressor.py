@@ -18,8 +18,6 @@ import subprocess
 import sys
 import unittest
 
-import numpy as np
-
 import llmcompressor_peer as peer
 import xcheck_util as x
 
@@ -27,15 +25,6 @@ SAME_LIBTORCH = os.environ.get("PIPEPRUNE_CUDA_LIBTORCH_BINARY", "")
 WIDE = {"model_type": "llama", "hidden_size": 512, "intermediate_size": 1376, "num_hidden_layers": 2,
         "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 512,
         "rms_norm_eps": 1e-5, "tie_word_embeddings": False}
-
-
-def calibration(work, model, n, seqlen):
-    """n windows of seqlen ids drawn (seeded) from the demo text as the model's tokenizer encodes it."""
-    stream = np.array(json.loads(x.pipeprune("tokenize", "--model", model, "--file", x.TEXT)), dtype=np.int64)
-    starts = np.random.default_rng(0).integers(0, len(stream) - seqlen - 1, size=n)
-    path = os.path.join(work, f"calib_{n}x{seqlen}.npy")
-    np.save(path, np.stack([stream[s:s + seqlen] for s in starts]))
-    return path
 
 
 def both_tools(work, model, windows, method, pattern, binary=x.BINARY):
@@ -54,7 +43,7 @@ def both_tools(work, model, windows, method, pattern, binary=x.BINARY):
 class LlmCompressorSideBySide(unittest.TestCase):
     def test_trained_model_same_masks(self):
         work = x.temp_dir("llmcompressor")
-        windows = calibration(work, x.DEMO_MODEL, 8, 128)
+        windows = x.calibration_windows(work, x.DEMO_MODEL, 8, 128)
         for method in ("wanda", "sparsegpt"):
             for pattern in ("unstructured", "2:4"):
                 with self.subTest(method=method, pattern=pattern):
@@ -72,7 +61,7 @@ class LlmCompressorSideBySide(unittest.TestCase):
         model = os.path.join(work, "model")
         x.pipeprune("synth", "--config", os.path.join(work, "config.json"), "--output", model, "--dtype", "fp32",
                     "--tokenizer-from", x.DEMO_MODEL, "--seed", "5", "--quiet")
-        windows = calibration(work, model, 4, 128)
+        windows = x.calibration_windows(work, model, 4, 128)
         for method in ("wanda", "sparsegpt"):
             for pattern in ("unstructured", "2:4"):
                 with self.subTest(method=method, pattern=pattern):

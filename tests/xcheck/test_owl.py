@@ -22,16 +22,6 @@ import xcheck_util as x
 LAMBDA, M, SPARSITY = 0.08, 5.0, 0.7
 
 
-def calibration(work, n=16, seqlen=128):
-    import json
-
-    stream = np.array(json.loads(x.pipeprune("tokenize", "--model", x.DEMO_MODEL, "--file", x.TEXT)), dtype=np.int64)
-    starts = np.random.default_rng(3).integers(0, len(stream) - seqlen - 1, size=n)
-    path = os.path.join(work, "calib.npy")
-    np.save(path, np.stack([stream[s:s + seqlen] for s in starts]))
-    return path
-
-
 def owl_reference(model_dir, windows):
     """The original's LOD pass and ratio formula, in its order of operations."""
     model, _ = x.hf_model(model_dir)
@@ -93,7 +83,7 @@ def pruned_with_owl(work, windows, tag, world=1, extra=()):
 class OwlAgainstTheRecipe(unittest.TestCase):
     def test_ratios_equal_a_direct_implementation(self):
         work = x.temp_dir("owl")
-        windows_path = calibration(work)
+        windows_path = x.calibration_windows(work, x.DEMO_MODEL, 16, 128, seed=3)
         windows = torch.from_numpy(np.load(windows_path))
         percent, sparsity = owl_reference(x.DEMO_MODEL, windows)
         out, report = pruned_with_owl(work, windows_path, "world1")

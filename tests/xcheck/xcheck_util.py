@@ -109,6 +109,16 @@ def save_tiny_model(config, path, dtype=torch.float32, seed=0, max_shard_size=No
     return path
 
 
+def calibration_windows(work, model, n, seqlen, seed=0):
+    """n windows of seqlen ids drawn (seeded) from the demo text as the model's tokenizer encodes
+    it, saved as work/calib_NxSEQLEN.npy for --calib-tokens; returns the path."""
+    stream = np.array(json.loads(pipeprune("tokenize", "--model", model, "--file", TEXT)), dtype=np.int64)
+    starts = np.random.default_rng(seed).integers(0, len(stream) - seqlen - 1, size=n)
+    path = os.path.join(work, f"calib_{n}x{seqlen}.npy")
+    np.save(path, np.stack([stream[s:s + seqlen] for s in starts]))
+    return path
+
+
 def read_json(path):
     with open(path) as f:
         return json.load(f)
