@@ -43,7 +43,7 @@ class OutlierStep final : public LayerStep {
     run.begin(LayerPass::kLoad);
     stored_ = load_decoder_layer(context_.checkpoint, context_.config, run.layer());
     LayerPruner pruner(stored_, context_.config, run.rope(),
-                       outlier_options(run.device(), options_.compute_dtype, StatisticMode::kRunningMean));
+                       outlier_options(run.device(), context_.compute_dtype, StatisticMode::kRunningMean));
     run.begin(LayerPass::kStats);
     const std::string where = fmt::format("OWL layer {}/{}", run.layer() + 1, context_.config.n_layers);
     Progress samples(where + " outlier pass, sample", inputs->size(), 10.0, /*every_rank=*/true);
@@ -92,7 +92,7 @@ class OutlierSamplesStep final : public LayerStep {
     run.begin(LayerPass::kLoad);
     stored_ = layer_on_every_rank(context_, run.layer(), options_.read_everywhere);
     LayerPruner pruner(stored_, context_.config, run.rope(),
-                       outlier_options(run.device(), options_.compute_dtype, StatisticMode::kBlockSums));
+                       outlier_options(run.device(), context_.compute_dtype, StatisticMode::kBlockSums));
     run.begin(LayerPass::kStats);
     const std::vector<LinearKind> kinds = pruner.statistic_linears();
     // Wanda's statistics are cols floats per input: all of them go to the owner, which alone

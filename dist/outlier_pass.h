@@ -26,7 +26,6 @@ namespace pipeprune {
 
 struct OutlierPassOptions {
   double owl_m = 5;
-  c10::ScalarType compute_dtype = c10::ScalarType::Float;
   // --parallel samples: the split of the samples (null: pipeline), and whether every rank reads
   // each layer from the checkpoint (dist/layer_broadcast.h).
   const SampleSplit* split = nullptr;

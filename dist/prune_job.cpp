@@ -222,7 +222,6 @@ ResolvedProfile resolve_profile(const StageContext& context, const PruneJobOptio
   if (profile.kind == SparsityProfile::Kind::kOwl) {
     OutlierPassOptions pass;
     pass.owl_m = profile.owl_m;
-    pass.compute_dtype = context.compute_dtype;
     pass.split = split;
     pass.read_everywhere = split != nullptr && every_rank_reads(options.layer_source, context.plan);
     // A runner of its own with only the test hooks' out-of-memory faults: their kills target the

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/common/byte_size.h"  // format_bytes, parse_bytes: most callers came here for them
+
 namespace pipeprune {
 
 int64_t process_rss_bytes();
@@ -19,9 +21,5 @@ std::string host_name();
 // up by a fraction of a MiB per layer, past what the memory plan accounts for.
 void return_free_memory();
 
-// "1.50 GiB", "12.0 MiB", "512 B"
-std::string format_bytes(int64_t bytes);
-// Parses "70GiB", "8GB", "512MiB", "1.5TiB", "1024" (bytes). ConfigError naming `flag` otherwise.
-int64_t parse_bytes(const std::string& text, const std::string& flag);
 
 }  // namespace pipeprune

@@ -38,15 +38,6 @@ std::string format_seconds(double seconds) {
   return fmt::format("{:.0f} s", seconds);
 }
 
-std::string format_bytes(double bytes) {
-  const double magnitude = std::fabs(bytes);
-  constexpr double kKiB = 1024.0, kMiB = kKiB * 1024, kGiB = kMiB * 1024;
-  if (magnitude >= kGiB) return fmt::format("{:.2f} GiB", bytes / kGiB);
-  if (magnitude >= kMiB) return fmt::format("{:.1f} MiB", bytes / kMiB);
-  if (magnitude >= kKiB) return fmt::format("{:.1f} KiB", bytes / kKiB);
-  return fmt::format("{:.0f} B", bytes);
-}
-
 std::string format_number(double value, int significant) {
   if (!std::isfinite(value)) return fmt::format("{}", value);
   if (value == 0) return "0";

@@ -17,8 +17,6 @@ std::string exact_number(double value);
 std::string format_percent(double fraction, int decimals = 1);
 // Seconds with precision that fits their size: "0.0123 s", "1.23 s", "12.3 s", "1234 s".
 std::string format_seconds(double seconds);
-// Bytes in B, KiB, MiB or GiB (binary units, as --max-memory reads them): "312.5 MiB".
-std::string format_bytes(double bytes);
 // A plain number with about `significant` significant digits, never in exponent form for
 // values people meet here ("12.35", "0.0001234", "123457").
 std::string format_number(double value, int significant = 4);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <tuple>
 
+#include "core/common/byte_size.h"
 #include "core/common/error.h"
 #include "core/report/html_text.h"
 #include "core/report/memory_csv.h"
@@ -15,6 +16,9 @@
 
 namespace pipeprune::report {
 namespace {
+
+// The JSON's and the CSV's byte counts as the rest of pipeprune prints them.
+std::string bytes_text(double bytes) { return format_bytes(static_cast<int64_t>(bytes)); }
 
 using nlohmann::json;
 
@@ -49,7 +53,7 @@ RankMemory rank_memory(const json& entry, size_t index) {
 }
 
 std::string bytes_or_dash(const std::optional<double>& bytes) {
-  return bytes ? html::format_bytes(*bytes) : "\xE2\x80\x94";
+  return bytes ? bytes_text(*bytes) : "\xE2\x80\x94";
 }
 
 std::string ranks_table(const std::vector<RankMemory>& ranks) {
@@ -60,7 +64,7 @@ std::string ranks_table(const std::vector<RankMemory>& ranks) {
         r.peak_rss && r.estimate && *r.estimate > 0 ? html::format_percent(*r.peak_rss / *r.estimate, 0) : "";
     out += fmt::format("<tr data-rank=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                        r.rank, r.rank, html::escape(r.layers), bytes_or_dash(r.peak_rss), bytes_or_dash(r.estimate),
-                       ratio, r.budget ? html::format_bytes(*r.budget) : "none");
+                       ratio, r.budget ? bytes_text(*r.budget) : "none");
   }
   return out + "</table>\n";
 }
@@ -96,7 +100,7 @@ std::string memory_over_time(const std::vector<RankMemory>& ranks, const std::ve
     for (const MemorySample* s : rows) {
       const double rss = static_cast<double>(s->host_rss_bytes);
       line.points.push_back({s->seconds, rss,
-                             fmt::format("rank {} {}: {} at {}", rank, s->checkpoint, html::format_bytes(rss),
+                             fmt::format("rank {} {}: {} at {}", rank, s->checkpoint, bytes_text(rss),
                                          html::format_seconds(s->seconds)),
                              {{"rank", std::to_string(rank)},
                               {"checkpoint", s->checkpoint},
@@ -114,7 +118,7 @@ std::string memory_over_time(const std::vector<RankMemory>& ranks, const std::ve
                                             std::tuple{"budget", r.budget, kBudgetDash}}) {
       if (!value) continue;
       const std::string what = std::string(kind) == "estimate" ? "estimated peak" : "budget";
-      const std::string text = fmt::format("{} {} {}", series, what, html::format_bytes(*value));
+      const std::string text = fmt::format("{} {} {}", series, what, bytes_text(*value));
       plot.references.push_back({series, *value, dash, text, text,
                                  {{"rank", std::to_string(r.rank)}, {"kind", kind}, {"value", html::exact_number(*value)}}});
       legend.push_back(svg::line_entry(text, colour, dash));
@@ -136,18 +140,18 @@ std::string memory_peaks(const std::vector<RankMemory>& ranks) {
     svg::BarGroup group{std::to_string(r.rank), {}, {}};
     const std::string rank = std::to_string(r.rank);
     if (r.peak_rss) {
-      group.bars.push_back({chart.series[0], *r.peak_rss, fmt::format("rank {} measured peak RSS: {}", rank, html::format_bytes(*r.peak_rss)),
+      group.bars.push_back({chart.series[0], *r.peak_rss, fmt::format("rank {} measured peak RSS: {}", rank, bytes_text(*r.peak_rss)),
                             {{"rank", rank}, {"kind", "peak_rss"}, {"value", html::exact_number(*r.peak_rss)}}});
     }
     if (r.estimate) {
-      group.bars.push_back({chart.series[1], *r.estimate, fmt::format("rank {} estimated peak: {}", rank, html::format_bytes(*r.estimate)),
+      group.bars.push_back({chart.series[1], *r.estimate, fmt::format("rank {} estimated peak: {}", rank, bytes_text(*r.estimate)),
                             {{"rank", rank}, {"kind", "estimate"}, {"value", html::exact_number(*r.estimate)}}});
     }
     if (r.budget) {
-      group.markers.push_back({*r.budget, fmt::format("rank {} budget: {}", rank, html::format_bytes(*r.budget)),
+      group.markers.push_back({*r.budget, fmt::format("rank {} budget: {}", rank, bytes_text(*r.budget)),
                                {{"rank", rank}, {"kind", "budget"}, {"value", html::exact_number(*r.budget)}},
                                "budget",
-                               "budget " + html::format_bytes(*r.budget)});
+                               "budget " + bytes_text(*r.budget)});
     }
     chart.groups.push_back(std::move(group));
   }
