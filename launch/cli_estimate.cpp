@@ -60,8 +60,9 @@ void check_profile(const EstimateCli& cli) {
 
 void print_profile_note(const EstimateCli& cli) {
   if (parse_sparsity_profile(cli.sparsity_profile) != SparsityProfile::Kind::kOwl) return;
-  std::printf("--sparsity-profile owl: one more pass over the dense model before pruning (per layer: a Wanda stats "
-              "pass and a forward, about a Wanda prune's time); its peak memory is within the peak above\n");
+  std::printf("--sparsity-profile owl: one more pass over the dense model before pruning (per layer: one forward "
+              "with Wanda's statistics, about half a Wanda prune's layer time); its peak memory is within the peak "
+              "above\n");
 }
 
 bool plans_gpu(const EstimateCli& cli) {
